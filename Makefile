@@ -1,0 +1,74 @@
+# Vireo build. `make` builds build/vireo; `make check` runs every test; `make demo` boots a guest.
+# Modules add their own rules in mk/*.mk (test guests, the software CPU's tools, fuzzers) so that
+# independent work does not collide here.
+
+CC      ?= gcc
+BUILD   ?= build
+SAN     ?=
+OPT     ?= -O2
+WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Werror
+CFLAGS  := -std=gnu17 $(OPT) -g $(WARN) -D_GNU_SOURCE -Isrc -MMD -MP $(EXTRA_CFLAGS)
+LDLIBS  := -lpthread -luring -ljson-c -lz -lzstd -lm
+ifeq ($(SAN),1)
+CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDFLAGS += -fsanitize=address,undefined
+endif
+
+# Every .c under src/ is library code except the program entry points listed here.
+MAIN_SRCS := src/cli/main.c
+LIB_SRCS  := $(filter-out $(MAIN_SRCS),$(wildcard src/*/*.c src/*/*/*.c))
+LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/%.o)
+LIBVIREO  := $(BUILD)/libvireo.a
+
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/unit/%)
+
+PYTEST    := /usr/bin/python3 -m pytest
+
+.DEFAULT_GOAL := all
+include $(wildcard mk/*.mk)
+
+.PHONY: all check unit unit-asan guest-tests demo bench clean deps
+all: $(BUILD)/vireo
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(LIBVIREO): $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/vireo: $(BUILD)/src/cli/main.o $(LIBVIREO)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/unit/%: tests/unit/%.c $(LIBVIREO)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIBVIREO) -lcmocka $(LDLIBS)
+
+# Unit tests: each binary prints cmocka's own summary; any failure fails the target.
+unit: $(UNIT_BINS)
+	@rc=0; for t in $(abspath $(UNIT_BINS)); do $$t || rc=1; done; exit $$rc
+
+unit-asan:
+	$(MAKE) BUILD=build/asan SAN=1 OPT=-O1 unit
+
+# mk/*.mk fragments append to CHECK_DEPS (things to build first), CHECK_TARGETS (extra test
+# targets to run) and PYTEST_DIRS (pytest directories).
+PYTEST_DIRS += tests/cli
+check: all unit unit-asan $(CHECK_DEPS) $(CHECK_TARGETS)
+	$(PYTEST) -q $(PYTEST_DIRS)
+
+deps:
+	scripts/install-deps
+
+demo: deps all guests $(DEMO_DEPS)
+	scripts/demo
+
+bench: all $(BENCH_DEPS)
+	bench/run-all
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,418 @@
+/* `vireo run`: options -> a machine -> the main loop that waits for the guest's outcome while
+ * pumping console input, then the exit status. */
+#include "cli/run.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "accel/accel.h"
+#include "arch/x86/layout.h"
+#include "cli/exit_codes.h"
+#include "util/file.h"
+#include "util/log.h"
+#include "util/size.h"
+#include "vmm/console.h"
+#include "vmm/machine.h"
+#include "vmm/vm.h"
+
+enum console_mode { CONSOLE_STDIO, CONSOLE_FILE, CONSOLE_NONE };
+
+struct run_options {
+    struct vm_config vm;
+    const char *accel_name;
+    enum console_mode console;
+    const char *console_path;
+    bool no_reboot;
+};
+
+static const char run_usage[] =
+    "usage: vireo run --kernel PATH [options]\n"
+    "  --kernel PATH          Linux bzImage or ELF with a PVH entry note\n"
+    "  --initrd PATH          initial ramdisk\n"
+    "  --cmdline STR          kernel command line\n"
+    "  --cpus N               vCPUs, 1..255 (default 1)\n"
+    "  --memory SIZE          guest RAM, e.g. 512M or 4G; a bare number is MiB (default 256M)\n"
+    "  --accel auto|kvm|soft  CPU accelerator (default auto)\n"
+    "  --cpu-model baseline|host  CPU features shown to the guest (default baseline)\n"
+    "  --console stdio|file=PATH|none  where the serial console goes (default stdio)\n"
+    "  --name NAME            VM name for logs (default vireo)\n"
+    "  --no-reboot            exit when the guest reboots instead of restarting it\n"
+    "  --device debug-exit    the test device at port 0xf4: a guest write ends the run\n"
+    "  --log-level err|warn|info|debug\n"
+    "On a terminal, Ctrl-A x quits.\n";
+
+/* One line on stderr naming the problem; the caller returns EXIT_USAGE. */
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("vireo run: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return EXIT_USAGE;
+}
+
+static int parse_console(struct run_options *o, const char *arg)
+{
+    if (strcmp(arg, "stdio") == 0)
+        o->console = CONSOLE_STDIO;
+    else if (strcmp(arg, "none") == 0)
+        o->console = CONSOLE_NONE;
+    else if (strncmp(arg, "file=", 5) == 0 && arg[5]) {
+        o->console = CONSOLE_FILE;
+        o->console_path = arg + 5;
+    } else
+        return -EINVAL;
+    return 0;
+}
+
+static int parse_options(int argc, char **argv, struct run_options *o)
+{
+    static const struct option longopts[] = {
+        {"kernel", required_argument, NULL, 'k'},   {"initrd", required_argument, NULL, 'i'},
+        {"cmdline", required_argument, NULL, 'c'},  {"cpus", required_argument, NULL, 'n'},
+        {"memory", required_argument, NULL, 'm'},   {"accel", required_argument, NULL, 'a'},
+        {"cpu-model", required_argument, NULL, 'C'}, {"console", required_argument, NULL, 'o'},
+        {"name", required_argument, NULL, 'N'},     {"no-reboot", no_argument, NULL, 'R'},
+        {"device", required_argument, NULL, 'd'},   {"log-level", required_argument, NULL, 'l'},
+        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
+    };
+    *o = (struct run_options){
+        .vm = {.name = "vireo", .cmdline = "", .ncpus = 1, .mem_size = 256ULL << 20,
+               .cpu_model = CPU_MODEL_BASELINE},
+        .accel_name = "auto",
+        .console = CONSOLE_STDIO,
+    };
+    opterr = 0;
+    optind = 1;
+    int c;
+    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'k': o->vm.kernel_path = optarg; break;
+        case 'i': o->vm.initrd_path = optarg; break;
+        case 'c': o->vm.cmdline = optarg; break;
+        case 'N':
+            if (!*optarg || strlen(optarg) > 63)
+                return usage_error("--name must be 1 to 63 characters");
+            o->vm.name = optarg;
+            break;
+        case 'R': o->no_reboot = true; break;
+        case 'a': o->accel_name = optarg; break;
+        case 'n': {
+            char *end;
+            errno = 0;
+            long n = strtol(optarg, &end, 10);
+            if (errno || *end || end == optarg || n < 1 || n > VM_MAX_CPUS)
+                return usage_error("--cpus %s: must be a number from 1 to %d", optarg,
+                                   VM_MAX_CPUS);
+            o->vm.ncpus = (unsigned)n;
+            break;
+        }
+        case 'm': {
+            uint64_t size;
+            if (size_parse(optarg, 1ULL << 20, &size) < 0 || size < GUEST_MEM_MIN ||
+                size > GUEST_MEM_MAX || size % 4096)
+                return usage_error("--memory %s: must be a size from 16M to 1T, e.g. 512M",
+                                   optarg);
+            o->vm.mem_size = size;
+            break;
+        }
+        case 'C':
+            if (cpuid_parse_model(optarg, &o->vm.cpu_model) < 0)
+                return usage_error("--cpu-model %s: must be 'baseline' or 'host'", optarg);
+            break;
+        case 'o':
+            if (parse_console(o, optarg) < 0)
+                return usage_error("--console %s: must be stdio, file=PATH or none", optarg);
+            break;
+        case 'd':
+            if (strcmp(optarg, "debug-exit") != 0)
+                return usage_error("--device %s: unknown device (known: debug-exit)", optarg);
+            o->vm.debug_exit = true;
+            break;
+        case 'l': {
+            enum log_level level;
+            if (log_parse_level(optarg, &level) < 0)
+                return usage_error("--log-level %s: must be err, warn, info or debug", optarg);
+            log_set_level(level);
+            break;
+        }
+        case 'h':
+            fputs(run_usage, stdout);
+            return -1;
+        case ':':
+            return usage_error("option '%s' needs a value", argv[optind - 1]);
+        default:
+            return usage_error("unknown option '%s' (see 'vireo run --help')", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return usage_error("unexpected argument '%s'", argv[optind]);
+    if (!o->vm.kernel_path)
+        return usage_error("--kernel is required (see 'vireo run --help')");
+    return 0;
+}
+
+/* Choose the accelerator; EXIT_USAGE for a name we do not know or cannot offer. */
+static int select_accel(struct run_options *o)
+{
+    const char *name = o->accel_name;
+    if (strcmp(name, "kvm") == 0 || strcmp(name, "auto") == 0) {
+        if (strcmp(name, "auto") == 0 && !accel_host_has_hw_virt())
+            log_warn("this host has no hardware virtualization (VT-x/AMD-V): KVM will emulate "
+                     "the guest and it will be very slow");
+        o->vm.accel = &accel_kvm_ops;
+        return 0;
+    }
+    if (strcmp(name, "soft") == 0)
+        return usage_error("--accel soft: the software CPU is not part of this build yet");
+    return usage_error("--accel %s: must be auto, kvm or soft", name);
+}
+
+struct run_files {
+    uint8_t *kernel, *initrd;
+    size_t kernel_size, initrd_size;
+};
+
+static int read_inputs(const struct run_options *o, struct run_files *f)
+{
+    char why[160];
+    if (file_read_all(o->vm.kernel_path, GUEST_MEM_MAX, &f->kernel, &f->kernel_size, why,
+                      sizeof(why)) < 0)
+        return usage_error("kernel '%s' %s", o->vm.kernel_path, why);
+    if (boot_detect(f->kernel, f->kernel_size) == BOOT_FORMAT_UNKNOWN)
+        return usage_error("kernel '%s' is neither a Linux bzImage nor an ELF with a PVH entry "
+                           "note", o->vm.kernel_path);
+    if (o->vm.initrd_path) {
+        if (file_read_all(o->vm.initrd_path, GUEST_MEM_MAX, &f->initrd, &f->initrd_size, why,
+                          sizeof(why)) < 0)
+            return usage_error("initrd '%s' %s", o->vm.initrd_path, why);
+        if (f->initrd_size >= o->vm.mem_size)
+            return usage_error("initrd '%s' (%zu bytes) is larger than guest RAM (--memory)",
+                               o->vm.initrd_path, f->initrd_size);
+    }
+    return 0;
+}
+
+struct run_loop {
+    struct vm *vm;
+    struct console console;
+    int epfd, sigfd;
+    bool stdin_polled;      /* stdin is in the epoll set (pipes, terminals) */
+    bool stdin_always_ready; /* regular files and /dev/null cannot be polled */
+    bool no_reboot;
+};
+
+static void loop_watch_stdin(struct run_loop *l, bool on)
+{
+    if (!l->stdin_polled || l->console.in_fd < 0)
+        return;
+    struct epoll_event ev = {.events = on ? EPOLLIN : 0, .data.fd = l->console.in_fd};
+    epoll_ctl(l->epfd, EPOLL_CTL_MOD, l->console.in_fd, &ev);
+}
+
+/* Hand pending input to the UART; pause reading stdin while the guest is not draining it. */
+static void loop_pump_console(struct run_loop *l)
+{
+    if (l->console.pending_len) {
+        size_t took = machine_console_input(l->vm, l->console.pending, l->console.pending_len);
+        console_consume(&l->console, took);
+    }
+    loop_watch_stdin(l, l->console.pending_len == 0);
+}
+
+static void loop_read_stdin(struct run_loop *l)
+{
+    int fd = l->console.in_fd;
+    int rc = console_read(&l->console);
+    if (l->console.in_fd < 0 && fd >= 0 && l->stdin_polled)
+        epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL);
+    if (rc < 0)
+        l->console.in_fd = -1;
+    if (l->console.quit)
+        vm_set_outcome(l->vm, VM_OUTCOME_QUIT, 0);
+    loop_pump_console(l);
+}
+
+static int loop_add(int epfd, int fd)
+{
+    struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd};
+    return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
+}
+
+static int loop_init(struct run_loop *l, struct vm *vm, enum console_mode mode, bool no_reboot)
+{
+    memset(l, 0, sizeof(*l));
+    l->vm = vm;
+    l->no_reboot = no_reboot;
+    console_init(&l->console, mode == CONSOLE_STDIO ? STDIN_FILENO : -1);
+    l->epfd = epoll_create1(EPOLL_CLOEXEC);
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGHUP);
+    l->sigfd = signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (l->epfd < 0 || l->sigfd < 0)
+        return -errno;
+    int rc;
+    if ((rc = loop_add(l->epfd, vm->event_fd)) < 0 ||
+        (rc = loop_add(l->epfd, machine_console_wake_fd(vm))) < 0 ||
+        (rc = loop_add(l->epfd, l->sigfd)) < 0)
+        return rc;
+    if (l->console.in_fd >= 0) {
+        fcntl(l->console.in_fd, F_SETFL, fcntl(l->console.in_fd, F_GETFL) | O_NONBLOCK);
+        rc = loop_add(l->epfd, l->console.in_fd);
+        if (rc == -EPERM)
+            l->stdin_always_ready = true;
+        else if (rc < 0)
+            return rc;
+        else
+            l->stdin_polled = true;
+    }
+    return 0;
+}
+
+static void drain_fd(int fd)
+{
+    uint64_t buf[16];
+    while (read(fd, buf, sizeof(buf)) > 0) {
+    }
+}
+
+/* Wait for the guest's outcome; reboots happen here. Returns the exit status. */
+static int loop_run(struct run_loop *l)
+{
+    struct vm *vm = l->vm;
+    for (;;) {
+        bool busy = l->stdin_always_ready && l->console.in_fd >= 0 && !l->console.pending_len;
+        struct epoll_event evs[8];
+        int n = epoll_wait(l->epfd, evs, 8, busy ? 0 : -1);
+        if (n < 0 && errno != EINTR)
+            return EXIT_HOST_REFUSED;
+        if (busy)
+            loop_read_stdin(l);
+        for (int i = 0; i < n; i++) {
+            int fd = evs[i].data.fd;
+            if (fd == l->console.in_fd)
+                loop_read_stdin(l);
+            else if (fd == machine_console_wake_fd(vm)) {
+                drain_fd(fd);
+                loop_pump_console(l);
+            } else if (fd == l->sigfd) {
+                drain_fd(fd);
+                vm_set_outcome(vm, VM_OUTCOME_QUIT, 0);
+            } else {
+                drain_fd(fd);
+            }
+        }
+        pthread_mutex_lock(&vm->lock);
+        enum vm_outcome outcome = vm->outcome;
+        int status = vm->exit_status;
+        pthread_mutex_unlock(&vm->lock);
+        switch (outcome) {
+        case VM_OUTCOME_NONE:
+            continue;
+        case VM_OUTCOME_RESET:
+            if (l->no_reboot)
+                return EXIT_GUEST_OFF;
+            log_info("guest reset: rebooting");
+            char why[256];
+            if (vm_reboot(vm, why, sizeof(why)) < 0) {
+                log_err("reboot failed: %s", why);
+                return EXIT_HOST_REFUSED;
+            }
+            continue;
+        case VM_OUTCOME_POWEROFF:
+        case VM_OUTCOME_QUIT:
+            return EXIT_GUEST_OFF;
+        case VM_OUTCOME_EXIT_STATUS:
+            return status;
+        case VM_OUTCOME_FAILED:
+            return EXIT_GUEST_FAILED;
+        }
+    }
+}
+
+static int open_console_out(const struct run_options *o)
+{
+    switch (o->console) {
+    case CONSOLE_STDIO:
+        return STDOUT_FILENO;
+    case CONSOLE_NONE:
+        return -1;
+    case CONSOLE_FILE:
+        return open(o->console_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    }
+    return -1;
+}
+
+int run_main(int argc, char **argv)
+{
+    struct run_options o;
+    int rc = parse_options(argc, argv, &o);
+    if (rc != 0)
+        return rc < 0 ? 0 : rc;
+    log_set_name(o.vm.name);
+    if ((rc = select_accel(&o)) != 0)
+        return rc;
+    struct run_files files = {0};
+    if ((rc = read_inputs(&o, &files)) != 0) {
+        free(files.kernel);
+        free(files.initrd);
+        return rc;
+    }
+    o.vm.console_out_fd = open_console_out(&o);
+    if (o.console == CONSOLE_FILE && o.vm.console_out_fd < 0) {
+        free(files.kernel);
+        free(files.initrd);
+        return usage_error("--console file=%s: %s", o.console_path, strerror(errno));
+    }
+    /* Signals become events of the main loop; vCPU threads inherit the blocked mask. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGHUP);
+    sigaddset(&sigs, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    struct boot_input boot = {
+        .kernel = files.kernel, .kernel_size = files.kernel_size,
+        .initrd = files.initrd, .initrd_size = files.initrd_size,
+        .cmdline = o.vm.cmdline, .rsdp_gpa = LAYOUT_ACPI_BASE,
+    };
+    struct vm vm;
+    char why[256];
+    int status;
+    rc = vm_create(&vm, &o.vm, &boot, why, sizeof(why));
+    if (rc < 0) {
+        fprintf(stderr, "vireo run: %s\n", why);
+        status = rc == -EINVAL ? EXIT_USAGE : EXIT_HOST_REFUSED;
+    } else {
+        struct run_loop loop;
+        if (loop_init(&loop, &vm, o.console, o.no_reboot) < 0 || vm_start(&vm) < 0) {
+            fprintf(stderr, "vireo run: cannot start the machine: %s\n", strerror(errno));
+            status = EXIT_HOST_REFUSED;
+        } else {
+            status = loop_run(&loop);
+        }
+        console_restore();
+    }
+    vm_destroy(&vm);
+    free(files.kernel);
+    free(files.initrd);
+    return status;
+}

@@ -1,0 +1,168 @@
+#include "vmm/machine.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "arch/x86/acpi.h"
+#include "arch/x86/layout.h"
+#include "devices/acpi_pm.h"
+#include "devices/debug_exit.h"
+#include "devices/i8042.h"
+#include "devices/pci.h"
+#include "devices/rtc.h"
+#include "devices/serial.h"
+#include "util/err.h"
+#include "util/log.h"
+#include "vmm/vm.h"
+
+struct machine_devices {
+    struct serial *com1;
+    struct i8042 *i8042;
+    struct rtc *rtc;
+    struct pci_host *pci;
+    struct acpi_pm *pm;
+    struct debug_exit *debug_exit;
+    int console_wake_fd;
+};
+
+static void machine_set_irq(void *opaque, unsigned gsi, int level)
+{
+    vm_set_irq(opaque, gsi, level);
+}
+
+/* UART output goes straight to the console fd: a byte at a time from the guest's point of view,
+ * and a full or closed console must not stall or kill the guest. */
+static void machine_console_out(void *opaque, const uint8_t *buf, size_t len)
+{
+    struct vm *vm = opaque;
+    int fd = vm->cfg.console_out_fd;
+    while (fd >= 0 && len > 0) {
+        ssize_t n = write(fd, buf, len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return;
+        }
+        buf += n;
+        len -= (size_t)n;
+    }
+}
+
+static void machine_console_rx_ready(void *opaque)
+{
+    struct vm *vm = opaque;
+    uint64_t one = 1;
+    if (write(vm->devices->console_wake_fd, &one, sizeof(one)) < 0)
+        log_debug("console wake: %s", strerror(errno));
+}
+
+static int machine_build_acpi(struct vm *vm, char *why, unsigned why_len)
+{
+    struct acpi_config cfg = {
+        .ncpus = vm->ncpus,
+        .ecam_base = LAYOUT_ECAM_BASE,
+        .mmio32_base = LAYOUT_MMIO32_BASE,
+        .mmio32_size = LAYOUT_MMIO32_SIZE,
+        .mmio64_base = ALIGN_UP(MAX(guest_mem_high_end(&vm->mem), LAYOUT_HIGH_RAM_BASE),
+                                1ULL << 30),
+        .mmio64_size = LAYOUT_MMIO64_SIZE,
+    };
+    uint8_t *buf = gpa_ptr(&vm->mem, LAYOUT_ACPI_BASE, LAYOUT_ACPI_SIZE);
+    int rc = acpi_build(&cfg, buf, LAYOUT_ACPI_SIZE, LAYOUT_ACPI_BASE);
+    if (rc < 0)
+        snprintf(why, why_len, "cannot build ACPI tables: %s", strerror(-rc));
+    return rc < 0 ? rc : 0;
+}
+
+#define ATTACH(expr, what)                                                                         \
+    do {                                                                                           \
+        int rc_ = (expr);                                                                          \
+        if (rc_ < 0) {                                                                             \
+            snprintf(why, why_len, "cannot attach %s: %s", what, strerror(-rc_));                 \
+            return rc_;                                                                            \
+        }                                                                                          \
+    } while (0)
+
+int machine_create(struct vm *vm, char *why, unsigned why_len)
+{
+    struct machine_devices *d = calloc(1, sizeof(*d));
+    if (!d) {
+        snprintf(why, why_len, "out of memory");
+        return -ENOMEM;
+    }
+    vm->devices = d;
+    d->console_wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    struct serial_config scfg = {
+        .irq = {machine_set_irq, vm, IRQ_COM1},
+        .out = machine_console_out,
+        .rx_ready = machine_console_rx_ready,
+        .opaque = vm,
+    };
+    d->com1 = serial_create(&scfg);
+    d->i8042 = i8042_create(&vm->power);
+    d->rtc = rtc_create(NULL);
+    d->pci = pci_host_create();
+    struct acpi_pm_config pmcfg = {.sci = {machine_set_irq, vm, IRQ_SCI}, .power = vm->power};
+    d->pm = acpi_pm_create(&pmcfg);
+    if (vm->cfg.debug_exit)
+        d->debug_exit = debug_exit_create(&vm->power);
+    if (d->console_wake_fd < 0 || !d->com1 || !d->i8042 || !d->rtc || !d->pci || !d->pm ||
+        (vm->cfg.debug_exit && !d->debug_exit)) {
+        snprintf(why, why_len, "cannot create the platform devices: out of memory");
+        return -ENOMEM;
+    }
+    ATTACH(serial_attach(d->com1, &vm->pio, PORT_COM1), "COM1");
+    ATTACH(i8042_attach(d->i8042, &vm->pio), "i8042");
+    ATTACH(rtc_attach(d->rtc, &vm->pio), "RTC");
+    ATTACH(pci_host_attach(d->pci, &vm->pio, &vm->mmio), "PCI host");
+    ATTACH(acpi_pm_attach(d->pm, &vm->pio), "ACPI PM");
+    if (d->debug_exit)
+        ATTACH(debug_exit_attach(d->debug_exit, &vm->pio), "debug-exit");
+    return machine_build_acpi(vm, why, why_len);
+}
+
+void machine_reset(struct vm *vm)
+{
+    struct machine_devices *d = vm->devices;
+    serial_reset(d->com1);
+    i8042_reset(d->i8042);
+    acpi_pm_reset(d->pm);
+    pci_host_reset(d->pci);
+}
+
+void machine_destroy(struct vm *vm)
+{
+    struct machine_devices *d = vm->devices;
+    if (!d)
+        return;
+    if (d->debug_exit)
+        debug_exit_destroy(d->debug_exit);
+    if (d->pm)
+        acpi_pm_destroy(d->pm);
+    if (d->pci)
+        pci_host_destroy(d->pci);
+    if (d->rtc)
+        rtc_destroy(d->rtc);
+    if (d->i8042)
+        i8042_destroy(d->i8042);
+    if (d->com1)
+        serial_destroy(d->com1);
+    if (d->console_wake_fd >= 0)
+        close(d->console_wake_fd);
+    free(d);
+    vm->devices = NULL;
+}
+
+size_t machine_console_input(struct vm *vm, const uint8_t *buf, size_t len)
+{
+    return serial_receive(vm->devices->com1, buf, len);
+}
+
+int machine_console_wake_fd(struct vm *vm)
+{
+    return vm->devices->console_wake_fd;
+}

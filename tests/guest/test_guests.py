@@ -1,0 +1,132 @@
+"""The test guests, each run on every accelerator in VIREO_TEST_ACCELS: exit status and output.
+What each guest checks from inside is described at the top of its .c file."""
+
+import datetime
+import re
+import secrets
+
+import pytest
+
+from guestrun import VMM, debug_exit_status
+
+PASS = debug_exit_status(0)
+FAIL = debug_exit_status(1)
+
+
+def test_boot(run_guest):
+    token = secrets.token_hex(6)
+    cmdline = f"boot_token={token} console=ttyS0 some.option=with,commas"
+    run = run_guest("boot", cmdline=cmdline).wait()
+    run.expect(PASS, f'boot: cmdline "{cmdline}"', f"boot: boot_token {token}", "PASS: boot")
+
+
+@pytest.mark.parametrize("memory", ["128M", "5G"])
+def test_memmap(run_guest, memory):
+    run = run_guest("memmap", cmdline=f"mem_expect={memory}", memory=memory).wait()
+    run.expect(PASS, "PASS: memmap")
+    if memory == "5G":
+        assert "wrote and read back" in run.stdout, run.describe()
+
+
+def test_memmap_detects_wrong_size(run_guest):
+    """The guest is not a rubber stamp: told to expect more RAM than it has, it fails."""
+    run = run_guest("memmap", cmdline="mem_expect=256M", memory="128M").wait()
+    run.expect(FAIL, "FAIL: memmap")
+
+
+def test_serial(run_guest):
+    line = f"vireo serial {secrets.token_hex(8)} 0123456789"
+    run = run_guest("serial", stdin_pipe=True)
+    run.wait_for_line("serial: ready")
+    run.send(line + "\n")
+    run.wait()
+    run.expect(PASS, f"serial: echo: {line}", "PASS: serial")
+
+
+def test_pci(run_guest):
+    # Vireo's host bridge is QEMU's generic PCIe host bridge ID; QEMU's q35 has Intel's.
+    cmdline = "expect_host_bridge=1b36:0008" if VMM == "vireo" else ""
+    run = run_guest("pci", cmdline=cmdline).wait()
+    run.expect(PASS, "pci: 00:00.0", "PASS: pci")
+
+
+def test_rtc(run_guest):
+    run = run_guest("rtc").wait()
+    run.expect(PASS, "PASS: rtc")
+    for when, text in run.lines:
+        m = re.search(r"rtc: time (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)Z", text)
+        if m:
+            break
+    else:
+        pytest.fail(f"no rtc time line\n{run.describe()}")
+    guest = datetime.datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S").replace(
+        tzinfo=datetime.timezone.utc).timestamp()
+    # The RTC counts whole seconds, so the guest's reading trails the host by up to one second
+    # plus the time the line took to reach us.
+    assert abs(when - guest) <= 2, f"guest RTC {m.group(1)}Z, host {when:.1f}\n{run.describe()}"
+
+
+@pytest.mark.parametrize("cpus", [1, 2, 4])
+def test_acpi(run_guest, cpus):
+    run = run_guest("acpi", cmdline=f"cpus={cpus}", cpus=cpus).wait()
+    run.expect(PASS, f"{cpus} enabled CPUs", "PASS: acpi")
+    assert "checksum BAD" not in run.stdout and "bad checksum" not in run.stdout, run.describe()
+
+
+@pytest.mark.parametrize("cpus", [1, 2, 4])
+def test_smp(run_guest, cpus):
+    run = run_guest("smp", cmdline=f"cpus={cpus}", cpus=cpus).wait()
+    run.expect(PASS, f"{cpus - 1} APs reported in", "PASS: smp")
+    ups = re.findall(r"smp: cpu \d+ \(APIC ID (\d+)\) up", run.stdout)
+    assert len(ups) == cpus - 1 and len(set(ups)) == cpus - 1, run.describe()
+
+
+def test_poweroff(run_guest):
+    run = run_guest("poweroff").wait()
+    run.expect(0, "poweroff: writing")
+    assert "FAIL" not in run.stdout, run.describe()
+
+
+def test_triple_fault(run_guest):
+    run = run_guest("triple_fault").wait()
+    assert "triple_fault: loading an empty IDT" in run.stdout, run.describe()
+    assert "FAIL" not in run.stdout and "PASS" not in run.stdout, run.describe()
+    if VMM == "vireo":
+        run.expect(1)
+        assert "RIP" in run.stderr, f"no register dump on stderr\n{run.describe()}"
+    else:
+        run.expect(0)  # QEMU -no-reboot treats the shutdown like a reset: exits 0
+
+
+def test_reboot(run_guest):
+    run = run_guest("reboot", reboot=True).wait()
+    run.expect(PASS, "reboot: second boot: NVRAM[0x7e] = 0xa5", "PASS: reboot")
+    assert run.stdout.count("reboot: first boot") == 1, run.describe()
+    first = run.stdout.index("reboot: first boot")
+    assert first < run.stdout.index("reboot: second boot"), run.describe()
+
+
+def test_exit_status(run_guest):
+    run = run_guest("exit_status").wait()
+    run.expect(debug_exit_status(42), "exit_status: writing 42")
+    assert "FAIL" not in run.stdout, run.describe()
+
+
+def test_exceptions(run_guest):
+    run = run_guest("exceptions").wait()
+    run.expect(PASS, "exceptions: non-canonical address: vector 13", "PASS: exceptions")
+
+
+def test_unhandled_exception_is_reported(run_guest):
+    run = run_guest("exceptions", cmdline="unhandled").wait()
+    run.expect(FAIL, "EXCEPTION: vector 14 (#PF) error 0x0 at RIP", "CR2 0x8000000000",
+               "FAIL: exceptions: unexpected trap")
+
+
+def test_quick_exit(run_guest):
+    run_guest("quick_exit").wait().expect(PASS)
+
+
+def test_pio_loop(run_guest):
+    run = run_guest("pio_loop").wait()
+    run.expect(PASS, "pio_loop: 100000 outs to port 0x510", "PASS: pio_loop")
