@@ -56,8 +56,12 @@ unit-asan:
 # mk/*.mk fragments append to CHECK_DEPS (things to build first), CHECK_TARGETS (extra test
 # targets to run) and PYTEST_DIRS (pytest directories).
 PYTEST_DIRS += tests/cli
+# The VMM-level suites run twice: on the normal build and on the ASan+UBSan one.
+ASAN_PYTEST_DIRS ?= tests/guest tests/cli
 check: all unit unit-asan $(CHECK_DEPS) $(CHECK_TARGETS)
 	$(PYTEST) -q $(PYTEST_DIRS)
+	$(MAKE) BUILD=build/asan SAN=1 OPT=-O1 all guests
+	VIREO_BUILD=build/asan $(PYTEST) -q $(ASAN_PYTEST_DIRS)
 
 deps:
 	scripts/install-deps
