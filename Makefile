@@ -31,20 +31,25 @@ include $(wildcard mk/*.mk)
 .PHONY: all check unit unit-asan guest-tests demo bench clean deps
 all: $(BUILD)/vireo
 
+# V=1 shows the full compiler command lines.
+Q := $(if $(V),,@)
+
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+	@$(if $(Q),echo "CC $<")
+	$(Q)$(CC) $(CFLAGS) -c $< -o $@
 
 $(LIBVIREO): $(LIB_OBJS)
 	@rm -f $@
-	ar rcs $@ $^
+	$(Q)ar rcs $@ $^
 
 $(BUILD)/vireo: $(BUILD)/src/cli/main.o $(LIBVIREO)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/unit/%: tests/unit/%.c $(LIBVIREO)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIBVIREO) -lcmocka $(LDLIBS)
+	@$(if $(Q),echo "CCLD $@")
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIBVIREO) -lcmocka $(LDLIBS)
 
 # Unit tests: each binary prints cmocka's own summary; any failure fails the target.
 unit: $(UNIT_BINS)

@@ -89,10 +89,12 @@ int boot_linux_load(const struct guest_mem *mem, const struct boot_input *in,
     bp[HDR_HEAP_END_PTR + 1] = 0xfe;
 
     size_t cmdline_len = strlen(in->cmdline);
-    uint32_t cmdline_max = version >= 0x0206 ? rd32(img + HDR_CMDLINE_SIZE) : 255;
-    if (cmdline_len > cmdline_max || cmdline_len >= LAYOUT_CMDLINE_MAX) {
-        snprintf(why, why_len, "accepts a command line of at most %u bytes (%zu given)",
-                 cmdline_max, cmdline_len);
+    uint64_t cmdline_max = version >= 0x0206 ? rd32(img + HDR_CMDLINE_SIZE) : 255;
+    /* Our buffer may be smaller than what the kernel accepts: report the limit that applies. */
+    cmdline_max = MIN(cmdline_max, LAYOUT_CMDLINE_MAX - 1);
+    if (cmdline_len > cmdline_max) {
+        snprintf(why, why_len, "accepts a command line of at most %llu bytes (%zu given)",
+                 (unsigned long long)cmdline_max, cmdline_len);
         return -E2BIG;
     }
     memcpy(gpa_ptr(mem, LAYOUT_CMDLINE, cmdline_len + 1), in->cmdline, cmdline_len + 1);

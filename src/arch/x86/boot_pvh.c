@@ -35,20 +35,24 @@ struct elf_segment {
 
 static bool elf_segment(const struct elf_view *elf, unsigned i, struct elf_segment *seg)
 {
+    /* e_phoff is the image's choice and may be odd: copy the entry out rather than read it
+     * through a misaligned pointer. */
     if (elf->is64) {
         const Elf64_Ehdr *eh = (const Elf64_Ehdr *)elf->data;
-        const Elf64_Phdr *ph = elf_at(elf, eh->e_phoff + (uint64_t)i * sizeof(*ph), sizeof(*ph));
-        if (!ph || eh->e_phentsize != sizeof(*ph))
+        Elf64_Phdr ph;
+        const void *p = elf_at(elf, eh->e_phoff + (uint64_t)i * sizeof(ph), sizeof(ph));
+        if (!p || eh->e_phentsize != sizeof(ph))
             return false;
-        *seg = (struct elf_segment){ph->p_type, ph->p_offset, ph->p_paddr, ph->p_filesz,
-                                    ph->p_memsz};
+        memcpy(&ph, p, sizeof(ph));
+        *seg = (struct elf_segment){ph.p_type, ph.p_offset, ph.p_paddr, ph.p_filesz, ph.p_memsz};
     } else {
         const Elf32_Ehdr *eh = (const Elf32_Ehdr *)elf->data;
-        const Elf32_Phdr *ph = elf_at(elf, eh->e_phoff + (uint64_t)i * sizeof(*ph), sizeof(*ph));
-        if (!ph || eh->e_phentsize != sizeof(*ph))
+        Elf32_Phdr ph;
+        const void *p = elf_at(elf, eh->e_phoff + (uint64_t)i * sizeof(ph), sizeof(ph));
+        if (!p || eh->e_phentsize != sizeof(ph))
             return false;
-        *seg = (struct elf_segment){ph->p_type, ph->p_offset, ph->p_paddr, ph->p_filesz,
-                                    ph->p_memsz};
+        memcpy(&ph, p, sizeof(ph));
+        *seg = (struct elf_segment){ph.p_type, ph.p_offset, ph.p_paddr, ph.p_filesz, ph.p_memsz};
     }
     return true;
 }
@@ -135,8 +139,14 @@ int boot_pvh_load(const struct guest_mem *mem, const struct boot_input *in,
             snprintf(why, why_len, "has a segment outside the file");
             return -ENOEXEC;
         }
-        if (!dst || seg.paddr < LAYOUT_HIGH_RAM_START) {
-            snprintf(why, why_len, "has a segment at 0x%llx+0x%llx outside usable guest RAM",
+        if (seg.paddr < LAYOUT_HIGH_RAM_START) {
+            /* Low memory holds the boot tables: no amount of RAM makes this image loadable. */
+            snprintf(why, why_len, "has a segment at 0x%llx, below 1 MiB where PVH kernels "
+                     "cannot load", (unsigned long long)seg.paddr);
+            return -ENOEXEC;
+        }
+        if (!dst) {
+            snprintf(why, why_len, "has a segment at 0x%llx+0x%llx outside guest RAM",
                      (unsigned long long)seg.paddr, (unsigned long long)seg.memsz);
             return -E2BIG;
         }
@@ -146,6 +156,11 @@ int boot_pvh_load(const struct guest_mem *mem, const struct boot_input *in,
     }
     if (!pvh_entry) {
         snprintf(why, why_len, "is an ELF without a PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY)");
+        return -ENOEXEC;
+    }
+    if (pvh_entry > UINT32_MAX) {
+        snprintf(why, why_len, "has a PVH entry point above 4 GiB (0x%llx): a 32-bit entry "
+                 "cannot reach it", (unsigned long long)pvh_entry);
         return -ENOEXEC;
     }
 

@@ -112,7 +112,10 @@ static int cpuid_add_caches(struct cpuid_table *out, const struct cpuid_table *s
         e->flags = CPUID_F_SIGNIFICANT_INDEX;
         unsigned level = (s->eax >> 5) & 7;
         unsigned sharing = level >= 3 ? ncpus - 1 : 0; /* L3 shared by the package */
-        e->eax = (s->eax & 0x3fff) | (sharing << 14) | ((ncpus - 1) << 26);
+        /* The cores field has 6 bits: saturate past 64 vCPUs instead of wrapping (leaf 0xB
+         * carries the real count). */
+        unsigned cores = ncpus - 1 > 63 ? 63 : ncpus - 1;
+        e->eax = (s->eax & 0x3fff) | (sharing << 14) | (cores << 26);
     }
     return 0;
 }
