@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli/exit_codes.h"
+#include "cli/img.h"
 #include "cli/run.h"
 
 #define VIREO_VERSION "0.1.0"
@@ -13,6 +14,7 @@ static void usage(FILE *f)
                "\n"
                "commands:\n"
                "  run      boot a guest (vireo run --help)\n"
+               "  img      create, inspect, check and convert disk images (vireo img --help)\n"
                "  version  print the version\n");
 }
 
@@ -25,6 +27,8 @@ int main(int argc, char **argv)
     const char *cmd = argv[1];
     if (strcmp(cmd, "run") == 0)
         return run_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "img") == 0)
+        return img_main(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("vireo %s\n", VIREO_VERSION);
         return 0;
