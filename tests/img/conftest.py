@@ -11,7 +11,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _build_dir():
-    return Path(os.environ.get("VIREO_BUILD", ROOT / "build"))
+    # Absolute, because the tests run tools from their temporary directories.
+    build = Path(os.environ.get("VIREO_BUILD", "build"))
+    return build if build.is_absolute() else ROOT / build
 
 
 @pytest.fixture(scope="session")
