@@ -404,6 +404,7 @@ static void test_tsc_frequency(void **state)
     assert_int_not_equal(l15->ecx, 0);
     assert_int_equal((uint64_t)l15->ecx * l15->ebx / l15->eax, (uint64_t)khz * 1000);
     assert_int_equal((uint64_t)l15->ecx * l15->ebx % l15->eax, 0);
+    assert_int_equal(l15->ecx, 1000000000); /* the crystal is the 1 GHz LAPIC timer clock */
     /* 0x16: base and max MHz, bus 100 MHz. */
     const struct cpuid_entry *l16 = get(0x16, 0);
     assert_int_equal(l16->eax, khz / 1000);

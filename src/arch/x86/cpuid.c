@@ -177,12 +177,13 @@ int cpuid_build(const struct cpuid_table *sup, enum cpu_model model, unsigned nc
         }
     }
     if (max_leaf >= 0x15 && tsc_khz) {
-        /* TSC = crystal (1 MHz here) * EBX / EAX: exact to the kHz the host reports. */
+        /* Linux takes the crystal (ECX) as the LAPIC timer's frequency: both KVM's in-kernel
+         * LAPIC and the software CPU's count at 1 GHz. TSC = ECX * EBX / EAX, exact to the kHz. */
         if (!(e = cpuid_add(out, 0x15, 0, 0)))
             return -E2BIG;
-        e->eax = 1000;
+        e->eax = 1000000;
         e->ebx = tsc_khz;
-        e->ecx = 1000000;
+        e->ecx = 1000000000;
     }
     if (max_leaf >= 0x16 && tsc_khz) {
         if (!(e = cpuid_add(out, 0x16, 0, 0)))

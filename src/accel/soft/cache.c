@@ -1,0 +1,160 @@
+/* Decoded-block cache: instructions are decoded once per (address, mode) into blocks that end at
+ * a control transfer, after SOFT_BLOCK_MAX instructions, or at a 4 KiB page boundary. Storage is
+ * allocated once; when it fills up, everything is dropped and decoding starts over, so the
+ * execution path never allocates. */
+#include "accel/soft/cache.h"
+
+#include "accel/soft/decode.h"
+#include "accel/soft/exec.h"
+#include "accel/soft/fast.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+#define CACHE_HASH_BITS 14
+#define CACHE_JUMP_BITS 12
+#define CACHE_MAX_BLOCKS (1u << 15)
+#define CACHE_MAX_INSNS (1u << 18)
+
+struct soft_cache {
+    struct soft_block *hash[1u << CACHE_HASH_BITS];
+    struct soft_block *jump[1u << CACHE_JUMP_BITS]; /* direct-mapped front of the hash */
+    struct soft_block *blocks;
+    struct soft_insn *insns;
+    unsigned nblocks, ninsns;
+    uint64_t flushes;
+    uint64_t code_lo, code_hi; /* guest range holding decoded code, for cheap invalidation */
+};
+
+static unsigned hash_pc(uint64_t pc)
+{
+    return (unsigned)((pc ^ (pc >> CACHE_HASH_BITS) ^ (pc >> 28)) & ((1u << CACHE_HASH_BITS) - 1));
+}
+
+int soft_cache_create(struct soft_cpu *cpu)
+{
+    struct soft_cache *c = calloc(1, sizeof(*c));
+    if (!c)
+        return -ENOMEM;
+    c->blocks = calloc(CACHE_MAX_BLOCKS, sizeof(*c->blocks));
+    c->insns = calloc(CACHE_MAX_INSNS, sizeof(*c->insns));
+    if (!c->blocks || !c->insns) {
+        free(c->blocks);
+        free(c->insns);
+        free(c);
+        return -ENOMEM;
+    }
+    c->code_lo = ~0ull;
+    cpu->cache = c;
+    return 0;
+}
+
+void soft_cache_destroy(struct soft_cpu *cpu)
+{
+    struct soft_cache *c = cpu->cache;
+    if (!c)
+        return;
+    free(c->blocks);
+    free(c->insns);
+    free(c);
+    cpu->cache = NULL;
+}
+
+void soft_cache_flush(struct soft_cpu *cpu)
+{
+    struct soft_cache *c = cpu->cache;
+    memset(c->hash, 0, sizeof(c->hash));
+    memset(c->jump, 0, sizeof(c->jump));
+    c->nblocks = 0;
+    c->ninsns = 0;
+    c->flushes++;
+    c->code_lo = ~0ull;
+    c->code_hi = 0;
+}
+
+static uint32_t mode_key(const struct soft_cpu *cpu)
+{
+    return (uint32_t)cpu->mode | ((uint32_t)cpu->cpl << 8);
+}
+
+/* Decode a new block at pc. A fetch fault on the first instruction is the guest's fault now;
+ * one further in just ends the block, to be raised if execution gets there. */
+static struct soft_block *build(struct soft_cpu *cpu, uint64_t pc, uint32_t key)
+{
+    struct soft_cache *c = cpu->cache;
+    if (c->nblocks >= CACHE_MAX_BLOCKS || c->ninsns + SOFT_BLOCK_MAX + 1 > CACHE_MAX_INSNS)
+        soft_cache_flush(cpu);
+    struct soft_block *b = &c->blocks[c->nblocks];
+    b->insns = &c->insns[c->ninsns];
+    b->pc = pc;
+    b->key = key;
+    b->n = 0;
+    b->succ[0] = b->succ[1] = NULL;
+    b->succ_pc[0] = b->succ_pc[1] = ~0ull;
+    uint64_t at = pc;
+    for (;;) {
+        struct soft_insn *i = &b->insns[b->n];
+        int r = soft_decode(cpu, at, i);
+        if (r < 0) {
+            if (b->n == 0) {
+                cpu->cur = NULL;
+                cpu->rip = pc;
+                soft_raise(cpu, -r, cpu->exc_error);
+            }
+            break;
+        }
+        b->n++;
+        at = i->next_rip;
+        if (r == 1 || b->n >= SOFT_BLOCK_MAX || (at & ~0xfffull) != (pc & ~0xfffull))
+            break;
+    }
+    soft_flags_prune(cpu, b->insns, b->n);
+    /* The terminator returns from the threaded chain to the run loop. */
+    struct soft_insn *t = &b->insns[b->n];
+    memset(t, 0, sizeof(*t));
+    t->fn = soft_block_end;
+    t->next_rip = at;
+    t->imm = (uint64_t)(uintptr_t)b;
+    b->end_rip = at;
+    c->nblocks++;
+    c->ninsns += b->n + 1;
+    if (pc < c->code_lo)
+        c->code_lo = pc;
+    if (at + 16 > c->code_hi)
+        c->code_hi = at + 16;
+    unsigned h = hash_pc(pc);
+    b->next = c->hash[h];
+    c->hash[h] = b;
+    return b;
+}
+
+struct soft_block *soft_cache_lookup(struct soft_cpu *cpu, uint64_t pc)
+{
+    struct soft_cache *c = cpu->cache;
+    uint32_t key = mode_key(cpu);
+    unsigned slot = (unsigned)((pc ^ (pc >> CACHE_JUMP_BITS)) & ((1u << CACHE_JUMP_BITS) - 1));
+    struct soft_block **jp = &c->jump[slot];
+    struct soft_block *b = *jp;
+    if (b && b->pc == pc && b->key == key)
+        return b;
+    for (b = c->hash[hash_pc(pc)]; b; b = b->next) {
+        if (b->pc == pc && b->key == key) {
+            *jp = b;
+            return b;
+        }
+    }
+    b = build(cpu, pc, key);
+    *jp = b;
+    return b;
+}
+
+int soft_cache_overlaps(struct soft_cpu *cpu, uint64_t addr, uint64_t len)
+{
+    struct soft_cache *c = cpu->cache;
+    return c && addr < c->code_hi && addr + len > c->code_lo;
+}
+
+uint64_t soft_cache_generation(const struct soft_cpu *cpu)
+{
+    return cpu->cache->flushes;
+}

@@ -1,0 +1,36 @@
+/* Cache of decoded blocks, keyed by guest address and the mode bits decoding depends on. */
+#ifndef VIREO_ACCEL_SOFT_CACHE_H
+#define VIREO_ACCEL_SOFT_CACHE_H
+
+#include "accel/soft/insn.h"
+
+#define SOFT_BLOCK_MAX 64
+
+struct soft_block {
+    uint64_t pc;
+    uint64_t end_rip; /* fall-through address after the last instruction */
+    uint32_t key; /* mode bits: code size, CPL */
+    uint32_t n;
+    struct soft_insn *insns;
+    struct soft_block *next;
+    /* The two successors seen last (taken / fall-through), so that the run loop can chain
+     * blocks without a hash lookup. Valid only while the cache generation is unchanged. */
+    uint64_t succ_pc[2];
+    struct soft_block *succ[2];
+};
+
+/* Allocate the cache of cpu (once, at CPU creation); 0 or -ENOMEM. */
+int soft_cache_create(struct soft_cpu *cpu);
+void soft_cache_destroy(struct soft_cpu *cpu);
+/* Drop every decoded block (code changed, or the storage is full). */
+void soft_cache_flush(struct soft_cpu *cpu);
+/* Increments whenever blocks are dropped; chained successor pointers from an older generation
+ * must not be followed. */
+uint64_t soft_cache_generation(const struct soft_cpu *cpu);
+/* Whether [addr, addr + len) may hold decoded code. */
+int soft_cache_overlaps(struct soft_cpu *cpu, uint64_t addr, uint64_t len);
+/* The block starting at pc, decoding it if needed; raises the guest fault if its first
+ * instruction cannot be fetched. */
+struct soft_block *soft_cache_lookup(struct soft_cpu *cpu, uint64_t pc);
+
+#endif

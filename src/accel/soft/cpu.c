@@ -1,0 +1,285 @@
+/* CPU lifecycle, the run loop, the soft-TLB slow path, precise exceptions and CPUID. */
+#include "accel/soft/cpu.h"
+
+#include "accel/soft/cache.h"
+#include "accel/soft/decode.h"
+#include "accel/soft/exec.h"
+#include "accel/soft/insn.h"
+#include "accel/soft/sse.h"
+
+#include <cpuid.h>
+#include <errno.h>
+#include <string.h>
+
+static void tlb_clear(struct soft_cpu *cpu)
+{
+    for (unsigned k = 0; k < SOFT_TLB_SIZE; k++) {
+        cpu->tlb[k].tag_read = cpu->tlb[k].tag_write = cpu->tlb[k].tag_exec = ~0ull;
+        cpu->tlb[k].addend = 0;
+    }
+}
+
+int soft_cpu_init(struct soft_cpu *cpu, const struct soft_cpu_ops *ops, void *opaque, int mode)
+{
+    memset(cpu, 0, sizeof(*cpu));
+    cpu->ops = ops;
+    cpu->opaque = opaque;
+    cpu->mode = (uint8_t)mode;
+    cpu->rflags = 0x202;
+    cpu->mxcsr = 0x1f80;
+    cpu->fpu.fcw = 0x37f;
+    cpu->fpu.ftw = 0xffff;
+    for (int s = 0; s < SOFT_NSEGS; s++) {
+        cpu->seg[s].limit = 0xffffffff;
+        cpu->seg[s].attr = 0xc093; /* present, writable data, 4 KiB granular, 32-bit */
+    }
+    if (mode == 64) {
+        cpu->seg[SOFT_CS].attr = 0xa09b; /* present code, L=1 */
+        cpu->cr0 = 0x80050033;          /* PG WP NE ET MP PE */
+        cpu->cr4 = 0x6a0;               /* PAE PGE OSFXSR OSXMMEXCPT */
+        cpu->efer = 0xd01;              /* NXE LMA LME SCE */
+        cpu->cpl = 3;
+    }
+    cpu->model.cx16 = true;
+    cpu->model.popcnt = false;
+    tlb_clear(cpu);
+    return soft_cache_create(cpu);
+}
+
+void soft_cpu_destroy(struct soft_cpu *cpu)
+{
+    soft_cache_destroy(cpu);
+}
+
+void soft_cpu_flush_tlb(struct soft_cpu *cpu)
+{
+    tlb_clear(cpu);
+    if (cpu->cache)
+        soft_cache_flush(cpu);
+}
+
+void soft_cpu_invalidate_code(struct soft_cpu *cpu, uint64_t addr, uint64_t len)
+{
+    /* Blocks are not indexed by page yet: dropping all of them is correct, and rare in user mode
+     * because only ranges that overlap decoded code count. System mode will keep a per-page
+     * "holds code" mark and drop only that page's blocks. */
+    if (soft_cache_overlaps(cpu, addr, len))
+        soft_cache_flush(cpu);
+}
+
+void soft_raise(struct soft_cpu *cpu, int vector, uint32_t error)
+{
+    if (cpu->cur)
+        cpu->rip = cpu->cur->next_rip - cpu->cur->len;
+    cpu->exc_vector = (uint8_t)vector;
+    cpu->exc_error = error;
+    cpu->exit_reason = SOFT_EXIT_EXCEPTION;
+    siglongjmp(cpu->fault_jmp, 1);
+}
+
+void soft_block_end(struct soft_cpu *cpu, const struct soft_insn *i)
+{
+    /* Chain straight into the next block when it is one of this block's known successors;
+     * otherwise (or every so often, to bound the work between checks) return to the loop. */
+    struct soft_block *b = (struct soft_block *)(uintptr_t)i->imm;
+    if (!b)
+        return; /* soft_cpu_step's single instruction */
+    cpu->insn_count += b->n;
+    cpu->last_block = b;
+    if (cpu->exit_reason != SOFT_EXIT_NONE || --cpu->chain_budget == 0)
+        return;
+    uint64_t pc = cpu->rip;
+    struct soft_block *n;
+    if (b->succ_pc[0] == pc)
+        n = b->succ[0];
+    else if (b->succ_pc[1] == pc)
+        n = b->succ[1];
+    else
+        return;
+    cpu->rip = n->end_rip;
+    n->insns->fn(cpu, n->insns);
+}
+
+void soft_exec_ud(struct soft_cpu *cpu, const struct soft_insn *i)
+{
+    cpu->cur = i;
+    soft_raise(cpu, SOFT_EXC_UD, 0);
+}
+
+void soft_cpu_host_fault(struct soft_cpu *cpu, uint64_t addr)
+{
+    cpu->cr2 = addr;
+    soft_raise(cpu, SOFT_EXC_PF, 0x4);
+}
+
+static struct soft_tlb_entry *tlb_refill(struct soft_cpu *cpu, uint64_t addr, int access)
+{
+    struct soft_tlb_entry *e = &cpu->tlb[(addr >> 12) & (SOFT_TLB_SIZE - 1)];
+    uint64_t page = addr & ~0xfffull;
+    uint64_t tag = access == SOFT_ACC_WRITE ? e->tag_write
+                   : access == SOFT_ACC_EXEC ? e->tag_exec : e->tag_read;
+    if (tag == page)
+        return e;
+    struct soft_tlb_entry ne = {~0ull, ~0ull, ~0ull, 0};
+    int r = cpu->ops->tlb_fill(cpu, addr, access, &ne);
+    if (r < 0)
+        soft_raise(cpu, -r, cpu->exc_error);
+    tag = access == SOFT_ACC_WRITE ? ne.tag_write
+          : access == SOFT_ACC_EXEC ? ne.tag_exec : ne.tag_read;
+    if (tag != page) {
+        cpu->cr2 = addr;
+        soft_raise(cpu, SOFT_EXC_PF, access == SOFT_ACC_WRITE ? 0x6 : 0x4);
+    }
+    *e = ne;
+    return e;
+}
+
+void *soft_mem_slow(struct soft_cpu *cpu, uint64_t addr, unsigned size, int access)
+{
+    struct soft_tlb_entry *e = tlb_refill(cpu, addr, access);
+    uint64_t addend = e->addend;
+    if ((addr & 0xfff) + size > 4096) {
+        struct soft_tlb_entry *e2 = tlb_refill(cpu, (addr | 0xfff) + 1, access);
+        if (e2->addend != addend) {
+            /* Host pages not contiguous (system mode): needs a bounce buffer, next issue. */
+            soft_raise(cpu, SOFT_EXC_GP, 0);
+        }
+    }
+    return (void *)(uintptr_t)(addr + addend);
+}
+
+int soft_cpu_run(struct soft_cpu *cpu)
+{
+    static __thread uint32_t host_mxcsr;
+    cpu->exit_reason = SOFT_EXIT_NONE;
+    cpu->cur = NULL;
+    if (sigsetjmp(cpu->fault_jmp, 1)) {
+        cpu->running = 0;
+        soft_sse_leave(cpu, host_mxcsr);
+        return cpu->exit_reason;
+    }
+    soft_sse_enter(cpu, &host_mxcsr);
+    cpu->running = 1;
+    struct soft_block *prev = NULL;
+    uint64_t gen = soft_cache_generation(cpu);
+    uint32_t key = (uint32_t)cpu->mode | ((uint32_t)cpu->cpl << 8);
+    while (cpu->exit_reason == SOFT_EXIT_NONE) {
+        struct soft_block *b = NULL;
+        uint64_t pc = cpu->rip;
+        if (prev) {
+            /* Chaining: the block after prev is usually one of the last two seen. */
+            if (prev->succ_pc[0] == pc)
+                b = prev->succ[0];
+            else if (prev->succ_pc[1] == pc)
+                b = prev->succ[1];
+            if (b && b->key != key)
+                b = NULL;
+        }
+        if (!b) {
+            cpu->cur = NULL; /* a fault while decoding belongs to the block's first address */
+            b = soft_cache_lookup(cpu, pc);
+            if (soft_cache_generation(cpu) != gen) {
+                gen = soft_cache_generation(cpu);
+                prev = NULL; /* every older block is gone */
+            }
+            if (prev) {
+                prev->succ_pc[1] = prev->succ_pc[0];
+                prev->succ[1] = prev->succ[0];
+                prev->succ_pc[0] = pc;
+                prev->succ[0] = b;
+            }
+        }
+        /* Only the last instruction of a block can branch, and no handler reads cpu->rip, so
+         * RIP is set to the fall-through address once per block (a taken branch overwrites it)
+         * and faults recompute it from cpu->cur. The handlers chain to each other. */
+        cpu->rip = b->end_rip;
+        cpu->chain_budget = 256;
+        b->insns->fn(cpu, b->insns);
+        prev = cpu->last_block;
+    }
+    cpu->running = 0;
+    soft_sse_leave(cpu, host_mxcsr);
+    return cpu->exit_reason;
+}
+
+int soft_cpu_step(struct soft_cpu *cpu)
+{
+    static __thread uint32_t host_mxcsr;
+    static __thread struct soft_insn insns[2];
+    struct soft_insn *ip = &insns[0];
+    cpu->exit_reason = SOFT_EXIT_NONE;
+    cpu->cur = NULL;
+    if (sigsetjmp(cpu->fault_jmp, 1)) {
+        cpu->running = 0;
+        soft_sse_leave(cpu, host_mxcsr);
+        return cpu->exit_reason;
+    }
+    soft_sse_enter(cpu, &host_mxcsr);
+    cpu->running = 1;
+    int r = soft_decode(cpu, cpu->rip, ip);
+    if (r < 0)
+        soft_raise(cpu, -r, cpu->exc_error);
+    memset(&insns[1], 0, sizeof(insns[1]));
+    insns[1].fn = soft_block_end;
+    cpu->cur = ip;
+    cpu->rip = ip->next_rip;
+    ip->fn(cpu, ip);
+    cpu->insn_count++;
+    cpu->running = 0;
+    soft_sse_leave(cpu, host_mxcsr);
+    if (cpu->exit_reason == SOFT_EXIT_NONE)
+        cpu->exit_reason = SOFT_EXIT_STEP;
+    return cpu->exit_reason;
+}
+
+void soft_cpuid(struct soft_cpu *cpu, uint32_t leaf, uint32_t subleaf, uint32_t out[4])
+{
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    const struct soft_cpu_model *m = &cpu->model;
+    memset(out, 0, 4 * sizeof(uint32_t));
+    switch (leaf) {
+    case 0:
+        /* Vendor and cache topology come from the host so that libc tunes copies sensibly;
+         * feature leaves below describe only what the interpreter implements. */
+        __cpuid_count(0, 0, a, b, c, d);
+        out[0] = a < 0xd ? a : 0xd;
+        out[1] = b;
+        out[2] = c;
+        out[3] = d;
+        return;
+    case 1:
+        __cpuid_count(1, 0, a, b, c, d);
+        out[0] = a;
+        out[1] = b & 0x0000ffff; /* brand index, CLFLUSH size; one logical CPU */
+        out[1] |= 1u << 16;
+        out[2] = (m->sse3 ? 1u : 0) | (m->ssse3 ? 1u << 9 : 0) | (m->cx16 ? 1u << 13 : 0) |
+                 (m->movbe ? 1u << 22 : 0) | (m->popcnt ? 1u << 23 : 0);
+        out[3] = (1u << 0) | (1u << 4) | (1u << 8) | (1u << 15) | (1u << 19) | (1u << 24) |
+                 (1u << 25) | (1u << 26);
+        return;
+    case 2: case 4:
+        __cpuid_count(leaf, subleaf, a, b, c, d);
+        out[0] = a; out[1] = b; out[2] = c; out[3] = d;
+        if (leaf == 4)
+            out[0] &= 0x3ff; /* no claims about cores sharing the cache */
+        return;
+    case 7:
+        if (subleaf == 0)
+            out[1] = m->bmi1 ? 1u << 3 : 0;
+        return;
+    case 0x80000000:
+        __cpuid_count(leaf, 0, a, b, c, d);
+        out[0] = a < 0x80000008 ? a : 0x80000008;
+        return;
+    case 0x80000001:
+        out[2] = 1u | (m->lzcnt ? 1u << 5 : 0);
+        out[3] = (1u << 11) | (1u << 20) | (1u << 27) | (1u << 29);
+        return;
+    case 0x80000002: case 0x80000003: case 0x80000004: case 0x80000006: case 0x80000008:
+        __cpuid_count(leaf, 0, a, b, c, d);
+        out[0] = a; out[1] = b; out[2] = c; out[3] = d;
+        return;
+    default:
+        return;
+    }
+}

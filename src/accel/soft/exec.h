@@ -1,0 +1,141 @@
+/* Instruction handlers, grouped by the file that implements them. The decoder picks one per
+ * instruction; each reads its operands from struct soft_insn. Internal to src/accel/soft/. */
+#ifndef VIREO_ACCEL_SOFT_EXEC_H
+#define VIREO_ACCEL_SOFT_EXEC_H
+
+#include "accel/soft/insn.h"
+
+/* Declaration of a handler defined with SOFT_HANDLER. */
+#define SOFT_DECL(name) void name(struct soft_cpu *cpu, const struct soft_insn *i)
+
+/* Threaded dispatch: every handler ends by jumping to the next instruction of its block (a
+ * sibling call), and each block ends with soft_block_end, which returns to the run loop. This
+ * spreads the indirect branches over the handlers, where the host predicts them far better than
+ * at one call site in a loop. */
+void soft_block_end(struct soft_cpu *cpu, const struct soft_insn *i);
+
+static inline void soft_next(struct soft_cpu *cpu, const struct soft_insn *i)
+{
+    const struct soft_insn *n = i + 1;
+    n->fn(cpu, n);
+}
+
+#define SOFT_HANDLER_DEF(qual, name, mayfault)                                                 \
+    static inline __attribute__((always_inline)) void name##_body(                            \
+        struct soft_cpu *cpu __attribute__((unused)),                                          \
+        const struct soft_insn *i __attribute__((unused)));                                    \
+    qual void name(struct soft_cpu *cpu, const struct soft_insn *i)                            \
+    {                                                                                          \
+        if (mayfault)                                                                          \
+            cpu->cur = i; /* for precise faults */                                             \
+        name##_body(cpu, i);                                                                   \
+        soft_next(cpu, i);                                                                     \
+    }                                                                                          \
+    static inline __attribute__((always_inline)) void name##_body(                            \
+        struct soft_cpu *cpu __attribute__((unused)),                                          \
+        const struct soft_insn *i __attribute__((unused)))
+
+/* Define a handler: the body runs, then execution continues with the next instruction. */
+#define SOFT_HANDLER(name) SOFT_HANDLER_DEF(, name, 1)
+#define SOFT_HANDLER_STATIC(name) SOFT_HANDLER_DEF(static, name, 1)
+/* For handlers that can never fault (register-only forms): they skip recording cpu->cur. */
+#define SOFT_HANDLER_NOFAULT_STATIC(name) SOFT_HANDLER_DEF(static, name, 0)
+
+/* exec_alu.c: arithmetic, logic, shifts, bit operations, multiply/divide, atomics. */
+SOFT_DECL(soft_alu_rm_reg);
+SOFT_DECL(soft_alu_reg_rm);
+SOFT_DECL(soft_alu_rm_imm);
+SOFT_DECL(soft_test_rm_reg);
+SOFT_DECL(soft_test_rm_imm);
+SOFT_DECL(soft_incdec_rm);
+SOFT_DECL(soft_not_rm);
+SOFT_DECL(soft_neg_rm);
+SOFT_DECL(soft_mul_rm);
+SOFT_DECL(soft_imul1_rm);
+SOFT_DECL(soft_div_rm);
+SOFT_DECL(soft_idiv_rm);
+SOFT_DECL(soft_imul_reg_rm);
+SOFT_DECL(soft_imul_reg_rm_imm);
+SOFT_DECL(soft_shift_rm_imm);
+SOFT_DECL(soft_shift_rm_cl);
+SOFT_DECL(soft_shxd);
+SOFT_DECL(soft_bt_rm_reg);
+SOFT_DECL(soft_bt_rm_imm);
+SOFT_DECL(soft_bsf);
+SOFT_DECL(soft_bsr);
+SOFT_DECL(soft_tzcnt);
+SOFT_DECL(soft_lzcnt);
+SOFT_DECL(soft_popcnt);
+SOFT_DECL(soft_bswap);
+SOFT_DECL(soft_xadd);
+SOFT_DECL(soft_cmpxchg);
+SOFT_DECL(soft_cmpxchg8b16b);
+SOFT_DECL(soft_cbw);
+SOFT_DECL(soft_cwd);
+SOFT_DECL(soft_lahf);
+SOFT_DECL(soft_sahf);
+SOFT_DECL(soft_flagop);
+SOFT_DECL(soft_movbe);
+
+/* exec_mov.c: data movement, stack, conditional moves. */
+SOFT_DECL(soft_mov_rm_reg);
+SOFT_DECL(soft_mov_reg_rm);
+SOFT_DECL(soft_mov_rm_imm);
+SOFT_DECL(soft_mov_reg_imm);
+SOFT_DECL(soft_mov_moffs_load);
+SOFT_DECL(soft_mov_moffs_store);
+SOFT_DECL(soft_movzx);
+SOFT_DECL(soft_movsx);
+SOFT_DECL(soft_lea);
+SOFT_DECL(soft_xchg_rm_reg);
+SOFT_DECL(soft_push_reg);
+SOFT_DECL(soft_pop_reg);
+SOFT_DECL(soft_push_imm);
+SOFT_DECL(soft_push_rm);
+SOFT_DECL(soft_pop_rm);
+SOFT_DECL(soft_cmov);
+SOFT_DECL(soft_setcc);
+SOFT_DECL(soft_mov_rm_sreg);
+SOFT_DECL(soft_pushf);
+SOFT_DECL(soft_popf);
+SOFT_DECL(soft_leave);
+SOFT_DECL(soft_enter);
+SOFT_DECL(soft_nop);
+SOFT_DECL(soft_xlat);
+
+/* exec_ctl.c: control transfer and system-ish instructions allowed in user mode. */
+SOFT_DECL(soft_jcc);
+SOFT_DECL(soft_jmp_rel);
+SOFT_DECL(soft_jmp_rm);
+SOFT_DECL(soft_call_rel);
+SOFT_DECL(soft_call_rm);
+SOFT_DECL(soft_ret);
+SOFT_DECL(soft_loop);
+SOFT_DECL(soft_jrcxz);
+SOFT_DECL(soft_syscall);
+SOFT_DECL(soft_cpuid_insn);
+SOFT_DECL(soft_rdtsc);
+SOFT_DECL(soft_rdtscp);
+SOFT_DECL(soft_hlt);
+SOFT_DECL(soft_int3);
+SOFT_DECL(soft_int_n);
+SOFT_DECL(soft_gp);
+
+/* exec_string.c: MOVS/CMPS/STOS/LODS/SCAS with REP prefixes. */
+SOFT_DECL(soft_movs);
+SOFT_DECL(soft_cmps);
+SOFT_DECL(soft_stos);
+SOFT_DECL(soft_lods);
+SOFT_DECL(soft_scas);
+
+/* sse.c: picks the handler of an SSE/SSE2 form (0F map with mandatory prefix in i->pfx, or the
+ * 0F38/0F3A maps); returns 0, or -1 if the form is undefined for the CPU model. */
+int soft_sse_select(const struct soft_cpu *cpu, struct soft_insn *i);
+/* Whether an SSE form (i->op) takes an 8-bit immediate. */
+int soft_sse_has_imm8(unsigned op);
+
+/* x87.c: picks the handler of an x87 escape (D8..DF, ModRM in i); 0 or -1 (undefined). */
+int soft_x87_select(struct soft_insn *i, uint8_t modrm);
+SOFT_DECL(soft_fwait);
+
+#endif

@@ -1,0 +1,193 @@
+/* Data movement: MOV forms, zero/sign extension, LEA, XCHG, the stack, CMOVcc/SETcc. */
+#include "accel/soft/exec.h"
+
+SOFT_HANDLER(soft_mov_rm_reg)
+{
+    soft_rm_set(cpu, i, i->osz, soft_get(cpu, i->reg, i->osz));
+}
+
+SOFT_HANDLER(soft_mov_reg_rm)
+{
+    soft_set(cpu, i->reg, i->osz, soft_rm_get(cpu, i, i->osz));
+}
+
+SOFT_HANDLER(soft_mov_rm_imm)
+{
+    soft_rm_set(cpu, i, i->osz, i->imm);
+}
+
+SOFT_HANDLER(soft_mov_reg_imm)
+{
+    soft_set(cpu, i->reg, i->osz, i->imm);
+}
+
+static uint64_t moffs(const struct soft_cpu *cpu, const struct soft_insn *i)
+{
+    return soft_addr_trunc(i->disp, i->asz) + cpu->seg[i->seg].base;
+}
+
+SOFT_HANDLER(soft_mov_moffs_load)
+{
+    soft_set(cpu, SOFT_RAX, i->osz, soft_ld(cpu, moffs(cpu, i), i->osz));
+}
+
+SOFT_HANDLER(soft_mov_moffs_store)
+{
+    soft_st(cpu, moffs(cpu, i), i->osz, soft_get(cpu, SOFT_RAX, i->osz));
+}
+
+SOFT_HANDLER(soft_movzx)
+{
+    soft_set(cpu, i->reg, i->osz, soft_rm_get(cpu, i, i->sub));
+}
+
+SOFT_HANDLER(soft_movsx)
+{
+    soft_set(cpu, i->reg, i->osz, soft_sext(soft_rm_get(cpu, i, i->sub), i->sub));
+}
+
+SOFT_HANDLER(soft_lea)
+{
+    uint64_t a = i->disp + cpu->regs[i->base] + (cpu->regs[i->index] << i->scale);
+    soft_set(cpu, i->reg, i->osz, soft_addr_trunc(a, i->asz));
+}
+
+SOFT_HANDLER(soft_xchg_rm_reg)
+{
+    unsigned osz = i->osz;
+    uint64_t r = soft_get(cpu, i->reg, osz);
+    if (!i->mem) {
+        uint64_t v = soft_get(cpu, i->rm, osz);
+        soft_set(cpu, i->rm, osz, r);
+        soft_set(cpu, i->reg, osz, v);
+        return;
+    }
+    /* XCHG with memory is always locked. */
+    void *p = soft_mem(cpu, soft_ea(cpu, i), osz, SOFT_ACC_WRITE);
+    uint64_t v;
+    do {
+        v = soft_ldp(p, osz);
+    } while (!soft_casp(p, osz, v, r));
+    soft_set(cpu, i->reg, osz, v);
+}
+
+SOFT_HANDLER(soft_push_reg)
+{
+    soft_push(cpu, i->osz, soft_get(cpu, i->reg, i->osz));
+}
+
+SOFT_HANDLER(soft_pop_reg)
+{
+    uint64_t v = soft_pop(cpu, i->osz);
+    soft_set(cpu, i->reg, i->osz, v);
+}
+
+SOFT_HANDLER(soft_push_imm)
+{
+    soft_push(cpu, i->osz, i->imm);
+}
+
+SOFT_HANDLER(soft_push_rm)
+{
+    soft_push(cpu, i->osz, soft_rm_get(cpu, i, i->osz));
+}
+
+SOFT_HANDLER(soft_pop_rm)
+{
+    uint64_t old = cpu->regs[SOFT_RSP];
+    uint64_t v = soft_pop(cpu, i->osz);
+    if (!i->mem) {
+        soft_set(cpu, i->rm, i->osz, v);
+        return;
+    }
+    /* The address uses RSP after the pop; the store may fault, so undo RSP until it lands. */
+    uint64_t addr = soft_ea(cpu, i);
+    uint64_t newsp = cpu->regs[SOFT_RSP];
+    cpu->regs[SOFT_RSP] = old;
+    soft_st(cpu, addr, i->osz, v);
+    cpu->regs[SOFT_RSP] = newsp;
+}
+
+SOFT_HANDLER(soft_cmov)
+{
+    uint64_t v = soft_rm_get(cpu, i, i->osz);
+    if (soft_cond(cpu, i->sub))
+        soft_set(cpu, i->reg, i->osz, v);
+    else if (i->osz == 4)
+        cpu->regs[i->reg] = (uint32_t)cpu->regs[i->reg]; /* 32-bit CMOV always zero-extends */
+}
+
+SOFT_HANDLER(soft_setcc)
+{
+    soft_rm_set(cpu, i, 1, (uint64_t)soft_cond(cpu, i->sub));
+}
+
+SOFT_HANDLER(soft_mov_rm_sreg)
+{
+    uint64_t v = cpu->seg[i->sub].selector;
+    if (i->mem)
+        soft_st(cpu, soft_ea(cpu, i), 2, v);
+    else
+        soft_set(cpu, i->rm, i->osz == 2 ? 2 : 4, v);
+}
+
+SOFT_HANDLER(soft_pushf)
+{
+    soft_push(cpu, i->osz, soft_cpu_get_rflags(cpu) & ~0x30000ull);
+}
+
+SOFT_HANDLER(soft_popf)
+{
+    uint64_t v = soft_pop(cpu, i->osz);
+    /* What CPL 3 may change: arithmetic flags, TF, DF, NT, AC, ID (not IF or IOPL). */
+    uint64_t allowed = 0x244dd5;
+    if (cpu->cpl == 0)
+        allowed |= 0x3200; /* IF and IOPL */
+    if (i->osz == 2)
+        allowed &= 0xffff;
+    uint64_t cur = soft_cpu_get_rflags(cpu);
+    soft_cpu_set_rflags(cpu, (cur & ~allowed) | (v & allowed));
+}
+
+SOFT_HANDLER(soft_leave)
+{
+    unsigned ssz = cpu->mode == 64 ? 8 : cpu->mode == 32 ? 4 : 2;
+    uint64_t bp = soft_get(cpu, SOFT_RBP, ssz);
+    uint64_t v = soft_ld(cpu, bp + cpu->seg[SOFT_SS].base, i->osz);
+    soft_set(cpu, SOFT_RSP, ssz, bp + i->osz);
+    soft_set(cpu, SOFT_RBP, i->osz, v);
+}
+
+SOFT_HANDLER(soft_enter)
+{
+    unsigned osz = i->osz, level = i->imm2 & 31;
+    uint64_t old_sp = cpu->regs[SOFT_RSP];
+    uint64_t bp = cpu->regs[SOFT_RBP];
+    soft_push(cpu, osz, bp);
+    uint64_t frame = cpu->regs[SOFT_RSP];
+    for (unsigned k = 1; k < level; k++) {
+        bp -= osz;
+        soft_push(cpu, osz, soft_ld(cpu, soft_addr_trunc(bp, cpu->mode == 64 ? 8 : 4) +
+                                              cpu->seg[SOFT_SS].base, osz));
+    }
+    if (level)
+        soft_push(cpu, osz, frame);
+    uint64_t sp = cpu->regs[SOFT_RSP] - i->imm;
+    /* Touch the new stack top so that a fault happens before any register changes stick. */
+    soft_mem(cpu, sp + cpu->seg[SOFT_SS].base, 1, SOFT_ACC_WRITE);
+    (void)old_sp;
+    soft_set(cpu, SOFT_RBP, osz, frame);
+    cpu->regs[SOFT_RSP] = cpu->mode == 64 ? sp : (uint32_t)sp;
+}
+
+SOFT_HANDLER(soft_nop)
+{
+    (void)cpu;
+    (void)i;
+}
+
+SOFT_HANDLER(soft_xlat)
+{
+    uint64_t a = soft_addr_trunc(cpu->regs[SOFT_RBX] + (cpu->regs[SOFT_RAX] & 0xff), i->asz);
+    soft_set(cpu, SOFT_RAX, 1, soft_ld(cpu, a + cpu->seg[i->seg].base, 1));
+}

@@ -1,0 +1,259 @@
+/* Internal contract between the decoder and the executors: the pre-decoded instruction and the
+ * inline helpers every handler uses (register access, memory through the soft TLB, lazy flags,
+ * exceptions). Not for use outside src/accel/soft/. */
+#ifndef VIREO_ACCEL_SOFT_INSN_H
+#define VIREO_ACCEL_SOFT_INSN_H
+
+#include "accel/soft/cpu.h"
+#include "accel/soft/flags.h"
+
+#include <stdint.h>
+#include <string.h>
+
+struct soft_insn;
+typedef void (*soft_exec_fn)(struct soft_cpu *cpu, const struct soft_insn *i);
+
+/* Opcode maps folded into insn.op. */
+#define SOFT_OP_0F 0x100
+#define SOFT_OP_0F38 0x200
+#define SOFT_OP_0F3A 0x300
+
+/* Mandatory-prefix index of SSE forms. */
+enum { SOFT_PFX_NONE, SOFT_PFX_66, SOFT_PFX_F3, SOFT_PFX_F2 };
+
+/* Byte registers AH..BH are encoded as 0x20 | (0..3) when no REX prefix is present. */
+#define SOFT_HIGH8 0x20
+
+struct soft_insn {
+    soft_exec_fn fn;
+    uint64_t imm;      /* immediate, sign- or zero-extended as the form defines */
+    uint64_t disp;     /* displacement; RIP-relative forms have the absolute target here */
+    uint64_t next_rip; /* address of the following instruction */
+    uint16_t op;       /* opcode with its map (SOFT_OP_*) */
+    uint8_t len;
+    uint8_t osz;       /* operand size in bytes */
+    uint8_t asz;       /* address size in bytes */
+    uint8_t reg;       /* ModRM.reg with REX.R, or the register in the opcode */
+    uint8_t rm;        /* ModRM.rm with REX.B when the operand is a register */
+    uint8_t mem;       /* operand is in memory */
+    uint8_t base, index, scale, seg;
+    uint8_t rep;       /* 0, 2 = F3 (REP/REPE), 3 = F2 (REPNE) */
+    uint8_t lock;
+    uint8_t pfx;       /* mandatory prefix index (SOFT_PFX_*) */
+    uint8_t sub;       /* ModRM.reg digit or operation selector */
+    uint8_t rex;
+    uint16_t imm2;     /* ENTER's nesting level, far pointers' selector */
+};
+
+/* --- exceptions --------------------------------------------------------------------------- */
+
+/* Abandon the current instruction with a guest exception; state is as before the instruction. */
+void soft_raise(struct soft_cpu *cpu, int vector, uint32_t error) __attribute__((noreturn));
+void soft_exec_ud(struct soft_cpu *cpu, const struct soft_insn *i);
+
+/* --- registers ---------------------------------------------------------------------------- */
+
+static inline uint64_t soft_mask(unsigned osz)
+{
+    return osz == 8 ? ~0ull : (1ull << (osz * 8)) - 1;
+}
+
+static inline uint64_t soft_sext(uint64_t v, unsigned osz)
+{
+    switch (osz) {
+    case 1: return (uint64_t)(int64_t)(int8_t)v;
+    case 2: return (uint64_t)(int64_t)(int16_t)v;
+    case 4: return (uint64_t)(int64_t)(int32_t)v;
+    default: return v;
+    }
+}
+
+static inline uint64_t soft_get(const struct soft_cpu *cpu, unsigned r, unsigned osz)
+{
+    switch (osz) {
+    case 1:
+        if (r & SOFT_HIGH8)
+            return (cpu->regs[r & 3] >> 8) & 0xff;
+        return cpu->regs[r] & 0xff;
+    case 2: return cpu->regs[r] & 0xffff;
+    case 4: return (uint32_t)cpu->regs[r];
+    default: return cpu->regs[r];
+    }
+}
+
+/* Writes follow x86 rules: 32-bit writes zero the upper half, 8/16-bit writes merge. */
+static inline void soft_set(struct soft_cpu *cpu, unsigned r, unsigned osz, uint64_t v)
+{
+    switch (osz) {
+    case 1:
+        if (r & SOFT_HIGH8)
+            cpu->regs[r & 3] = (cpu->regs[r & 3] & ~0xff00ull) | ((v & 0xff) << 8);
+        else
+            cpu->regs[r] = (cpu->regs[r] & ~0xffull) | (v & 0xff);
+        break;
+    case 2: cpu->regs[r] = (cpu->regs[r] & ~0xffffull) | (v & 0xffff); break;
+    case 4: cpu->regs[r] = (uint32_t)v; break;
+    default: cpu->regs[r] = v; break;
+    }
+}
+
+/* --- memory ------------------------------------------------------------------------------- */
+
+/* Slow path of soft_mem: fills the TLB, handles page-crossing accesses; raises on faults. */
+void *soft_mem_slow(struct soft_cpu *cpu, uint64_t addr, unsigned size, int access);
+
+static inline void *soft_mem(struct soft_cpu *cpu, uint64_t addr, unsigned size, int access)
+{
+    struct soft_tlb_entry *e = &cpu->tlb[(addr >> 12) & (SOFT_TLB_SIZE - 1)];
+    uint64_t tag = access == SOFT_ACC_WRITE ? e->tag_write : e->tag_read;
+    if (__builtin_expect(tag == (addr & ~0xfffull) && (addr & 0xfff) + size <= 4096, 1))
+        return (void *)(uintptr_t)(addr + e->addend);
+    return soft_mem_slow(cpu, addr, size, access);
+}
+
+static inline uint64_t soft_ld(struct soft_cpu *cpu, uint64_t addr, unsigned osz)
+{
+    const void *p = soft_mem(cpu, addr, osz, SOFT_ACC_READ);
+    switch (osz) {
+    case 1: return *(const uint8_t *)p;
+    case 2: { uint16_t v; memcpy(&v, p, 2); return v; }
+    case 4: { uint32_t v; memcpy(&v, p, 4); return v; }
+    default: { uint64_t v; memcpy(&v, p, 8); return v; }
+    }
+}
+
+static inline void soft_st(struct soft_cpu *cpu, uint64_t addr, unsigned osz, uint64_t v)
+{
+    void *p = soft_mem(cpu, addr, osz, SOFT_ACC_WRITE);
+    switch (osz) {
+    case 1: *(uint8_t *)p = (uint8_t)v; break;
+    case 2: { uint16_t x = (uint16_t)v; memcpy(p, &x, 2); break; }
+    case 4: { uint32_t x = (uint32_t)v; memcpy(p, &x, 4); break; }
+    default: memcpy(p, &v, 8); break;
+    }
+}
+
+/* Raw host-pointer access for read-modify-write forms that resolved their address once. */
+static inline uint64_t soft_ldp(const void *p, unsigned osz)
+{
+    switch (osz) {
+    case 1: return *(const uint8_t *)p;
+    case 2: { uint16_t v; memcpy(&v, p, 2); return v; }
+    case 4: { uint32_t v; memcpy(&v, p, 4); return v; }
+    default: { uint64_t v; memcpy(&v, p, 8); return v; }
+    }
+}
+
+static inline void soft_stp(void *p, unsigned osz, uint64_t v)
+{
+    switch (osz) {
+    case 1: *(uint8_t *)p = (uint8_t)v; break;
+    case 2: { uint16_t x = (uint16_t)v; memcpy(p, &x, 2); break; }
+    case 4: { uint32_t x = (uint32_t)v; memcpy(p, &x, 4); break; }
+    default: memcpy(p, &v, 8); break;
+    }
+}
+
+/* Host-atomic compare-and-swap for LOCKed forms; returns nonzero if *p was old and is now v. */
+static inline int soft_casp(void *p, unsigned osz, uint64_t old, uint64_t v)
+{
+    switch (osz) {
+    case 1: { uint8_t o = (uint8_t)old;
+        return __atomic_compare_exchange_n((uint8_t *)p, &o, (uint8_t)v, 0, __ATOMIC_SEQ_CST,
+                                           __ATOMIC_SEQ_CST); }
+    case 2: { uint16_t o = (uint16_t)old;
+        return __atomic_compare_exchange_n((uint16_t *)p, &o, (uint16_t)v, 0, __ATOMIC_SEQ_CST,
+                                           __ATOMIC_SEQ_CST); }
+    case 4: { uint32_t o = (uint32_t)old;
+        return __atomic_compare_exchange_n((uint32_t *)p, &o, (uint32_t)v, 0, __ATOMIC_SEQ_CST,
+                                           __ATOMIC_SEQ_CST); }
+    default: { uint64_t o = old;
+        return __atomic_compare_exchange_n((uint64_t *)p, &o, v, 0, __ATOMIC_SEQ_CST,
+                                           __ATOMIC_SEQ_CST); }
+    }
+}
+
+static inline uint64_t soft_addr_trunc(uint64_t a, unsigned asz)
+{
+    return asz == 8 ? a : asz == 4 ? (uint32_t)a : (uint16_t)a;
+}
+
+/* Effective (linear) address of the ModRM memory operand. */
+static inline uint64_t soft_ea(const struct soft_cpu *cpu, const struct soft_insn *i)
+{
+    uint64_t a = i->disp + cpu->regs[i->base] + (cpu->regs[i->index] << i->scale);
+    return soft_addr_trunc(a, i->asz) + cpu->seg[i->seg].base;
+}
+
+/* Read/write the ModRM r/m operand (register or memory) of size osz. */
+static inline uint64_t soft_rm_get(struct soft_cpu *cpu, const struct soft_insn *i, unsigned osz)
+{
+    if (i->mem)
+        return soft_ld(cpu, soft_ea(cpu, i), osz);
+    return soft_get(cpu, i->rm, osz);
+}
+
+static inline void soft_rm_set(struct soft_cpu *cpu, const struct soft_insn *i, unsigned osz,
+                               uint64_t v)
+{
+    if (i->mem)
+        soft_st(cpu, soft_ea(cpu, i), osz, v);
+    else
+        soft_set(cpu, i->rm, osz, v);
+}
+
+/* Stack: the stack-address size follows the mode (64-bit in long mode). */
+static inline void soft_push(struct soft_cpu *cpu, unsigned osz, uint64_t v)
+{
+    uint64_t sp = cpu->regs[SOFT_RSP] - osz;
+    if (cpu->mode != 64)
+        sp = cpu->mode == 32 ? (uint32_t)sp : (uint16_t)sp;
+    soft_st(cpu, sp + cpu->seg[SOFT_SS].base, osz, v);
+    if (cpu->mode == 16)
+        soft_set(cpu, SOFT_RSP, 2, sp);
+    else
+        cpu->regs[SOFT_RSP] = cpu->mode == 32 ? (uint32_t)sp : sp;
+}
+
+static inline uint64_t soft_pop(struct soft_cpu *cpu, unsigned osz)
+{
+    uint64_t sp = cpu->regs[SOFT_RSP];
+    if (cpu->mode != 64)
+        sp = cpu->mode == 32 ? (uint32_t)sp : (uint16_t)sp;
+    uint64_t v = soft_ld(cpu, sp + cpu->seg[SOFT_SS].base, osz);
+    sp += osz;
+    if (cpu->mode == 16)
+        soft_set(cpu, SOFT_RSP, 2, sp);
+    else
+        cpu->regs[SOFT_RSP] = cpu->mode == 32 ? (uint32_t)sp : sp;
+    return v;
+}
+
+/* --- lazy flags --------------------------------------------------------------------------- */
+
+static inline unsigned soft_szidx(unsigned osz)
+{
+    return (unsigned)__builtin_ctz(osz);
+}
+
+static inline void soft_cc(struct soft_cpu *cpu, unsigned op, unsigned osz, uint64_t res,
+                           uint64_t a, uint64_t b)
+{
+    cpu->cc_op = op + soft_szidx(osz);
+    cpu->cc_res = res;
+    cpu->cc_a = a;
+    cpu->cc_b = b;
+}
+
+/* Set the arithmetic flags directly (non-lazy instructions such as MUL, BT, SAHF). */
+static inline void soft_flags_store(struct soft_cpu *cpu, uint32_t flags)
+{
+    cpu->cc_op = SOFT_CC_EFLAGS;
+    cpu->cc_res = flags & SOFT_ARITH_FLAGS;
+}
+static inline int soft_carry(const struct soft_cpu *cpu)
+{
+    return soft_flags_arith(cpu) & SOFT_CF;
+}
+
+#endif
