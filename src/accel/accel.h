@@ -72,6 +72,9 @@ struct accel_ops {
      * says in one line what the host refused. */
     int (*vm_init)(struct vm *vm, char *why, unsigned why_len);
     void (*vm_destroy)(struct vm *vm);
+    /* Create the interrupt controllers and timers (LAPICs, IOAPIC, PIC, PIT) and their
+     * routing. Called once guest RAM is mapped and before any vCPU exists. */
+    int (*irqchip_init)(struct vm *vm, char *why, unsigned why_len);
     /* Make [gpa, gpa+size) guest RAM backed by host memory at host. */
     int (*map_ram)(struct vm *vm, unsigned slot, uint64_t gpa, uint64_t size, void *host);
     /* Create vCPU vcpu->index with its CPUID model and reset state (APs wait for INIT/SIPI). */
@@ -89,6 +92,26 @@ struct accel_ops {
     int (*set_irq)(struct vm *vm, unsigned gsi, int level);
     /* Copy and clear the dirty bitmap (one bit per 4 KiB page) of a RAM slot. */
     int (*get_dirty_log)(struct vm *vm, unsigned slot, uint64_t *bitmap);
+
+    /* Paravirtual I/O fast paths (virtio). Each is optional: NULL or -ENOSYS means the backend
+     * has no such shortcut, and the device takes the slow path (the bus handler signals the
+     * eventfd itself; the device calls signal_msi). A software CPU implements them in
+     * userspace: its bus writes check the ioeventfd table, its APIC consumes MSI messages. */
+
+    /* Signal eventfd fd, instead of exiting to the bus, when the guest writes len bytes (any
+     * size when len is 0) at MMIO address addr. assign=false removes that registration. */
+    int (*ioeventfd)(struct vm *vm, uint64_t addr, unsigned len, int fd, bool assign);
+    /* Deliver one MSI (address/data as programmed in an MSI-X table entry) now. Any thread. */
+    int (*signal_msi)(struct vm *vm, uint64_t addr, uint32_t data);
+    /* Allocate an MSI route for (addr, data); returns a route handle >= 0 or -errno. */
+    int (*msi_route_add)(struct vm *vm, uint64_t addr, uint32_t data);
+    /* Re-point a route at a new message (the guest rewrote its MSI-X table entry). */
+    int (*msi_route_update)(struct vm *vm, int route, uint64_t addr, uint32_t data);
+    /* Free a route (and any irqfd still bound to it). */
+    void (*msi_route_remove)(struct vm *vm, int route);
+    /* Bind (assign) or unbind eventfd fd to a route: each write to fd then delivers the route's
+     * MSI without a system call on the device's side beyond the eventfd write. */
+    int (*irqfd)(struct vm *vm, int route, int fd, bool assign);
 };
 
 extern const struct accel_ops accel_kvm_ops;

@@ -25,11 +25,28 @@
 #define KVM_TSS_ADDR 0xfffbd000ULL
 #define KVM_IDENTITY_MAP_ADDR 0xfffbc000ULL
 
+/* MSI routes live above the IOAPIC's GSIs; KVM takes up to 4096 routes, we need one per
+ * MSI-X vector in use. */
+#define KVM_MSI_GSI_BASE 32
+#define KVM_MSI_ROUTES 512
+
+struct kvm_msi_route {
+    bool used;
+    uint64_t addr;
+    uint32_t data;
+};
+
 struct kvm_vm {
     int sys_fd;   /* /dev/kvm */
     int vm_fd;
     int run_size;
     struct cpuid_table supported;
+    /* KVM_SET_GSI_ROUTING replaces the whole table, so we keep it: the irqchip routes that
+     * kvm_setup_gsi_routing() installs, then the MSI routes devices add. */
+    pthread_mutex_t route_lock;
+    struct kvm_irq_routing_entry *base_routes;
+    unsigned nbase_routes;
+    struct kvm_msi_route msi[KVM_MSI_ROUTES];
 };
 
 struct kvm_vcpu {
@@ -102,6 +119,13 @@ static int kvm_setup_gsi_routing(struct kvm_vm *k)
     }
     r->nr = n;
     int rc = ioctl(k->vm_fd, KVM_SET_GSI_ROUTING, r) < 0 ? -errno : 0;
+    /* Kept so that MSI routes added later re-submit these with them. */
+    free(k->base_routes);
+    k->base_routes = calloc(n, sizeof(*k->base_routes));
+    if (k->base_routes) {
+        memcpy(k->base_routes, r->entries, n * sizeof(*k->base_routes));
+        k->nbase_routes = n;
+    }
     free(r);
     return rc;
 }
@@ -112,6 +136,7 @@ static int kvm_vm_init(struct vm *vm, char *why, unsigned why_len)
     if (!k)
         return -ENOMEM;
     k->vm_fd = -1;
+    pthread_mutex_init(&k->route_lock, NULL);
     vm->accel_data = k;
     const char *dev = accel_kvm_device_path();
     k->sys_fd = open(dev, O_RDWR | O_CLOEXEC);
@@ -137,11 +162,24 @@ static int kvm_vm_init(struct vm *vm, char *why, unsigned why_len)
     if (rc == 0 && (rc = kvm_get_supported_cpuid(k)) < 0)
         step = "KVM_GET_SUPPORTED_CPUID";
     uint64_t ident = KVM_IDENTITY_MAP_ADDR;
-    struct kvm_pit_config pit = {.flags = KVM_PIT_SPEAKER_DUMMY};
     if (rc == 0 && ioctl(k->vm_fd, KVM_SET_TSS_ADDR, KVM_TSS_ADDR) < 0)
         rc = -errno, step = "KVM_SET_TSS_ADDR";
     if (rc == 0 && ioctl(k->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &ident) < 0)
         rc = -errno, step = "KVM_SET_IDENTITY_MAP_ADDR";
+    if (rc < 0)
+        snprintf(why, why_len, "KVM refused to create the VM: %s: %s", step, strerror(-rc));
+    return rc;
+}
+
+/* The in-kernel LAPIC/IOAPIC/PIC, the PIT and the GSI routing. Created after guest RAM is mapped:
+ * once they exist, every memslot change waits for an SRCU grace period (measured here: 5-10 ms
+ * for the first RAM slot), which would be most of the VMM's start-up time. */
+static int kvm_irqchip_init(struct vm *vm, char *why, unsigned why_len)
+{
+    struct kvm_vm *k = kvm_of(vm);
+    struct kvm_pit_config pit = {.flags = KVM_PIT_SPEAKER_DUMMY};
+    const char *step = NULL;
+    int rc = 0;
     if (rc == 0 && ioctl(k->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
         rc = -errno, step = "KVM_CREATE_IRQCHIP";
     if (rc == 0 && ioctl(k->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
@@ -149,7 +187,8 @@ static int kvm_vm_init(struct vm *vm, char *why, unsigned why_len)
     if (rc == 0 && (rc = kvm_setup_gsi_routing(k)) < 0)
         step = "KVM_SET_GSI_ROUTING";
     if (rc < 0)
-        snprintf(why, why_len, "KVM refused to create the VM: %s: %s", step, strerror(-rc));
+        snprintf(why, why_len, "KVM refused to create the interrupt controllers: %s: %s", step,
+                 strerror(-rc));
     return rc;
 }
 
@@ -162,6 +201,8 @@ static void kvm_vm_destroy(struct vm *vm)
         close(k->vm_fd);
     if (k->sys_fd >= 0)
         close(k->sys_fd);
+    pthread_mutex_destroy(&k->route_lock);
+    free(k->base_routes);
     free(k);
     vm->accel_data = NULL;
 }
@@ -466,10 +507,117 @@ static int kvm_get_dirty_log(struct vm *vm, unsigned slot, uint64_t *bitmap)
     return ioctl(kvm_of(vm)->vm_fd, KVM_GET_DIRTY_LOG, &log) < 0 ? -errno : 0;
 }
 
+static int kvm_ioeventfd(struct vm *vm, uint64_t addr, unsigned len, int fd, bool assign)
+{
+    struct kvm_ioeventfd io = {
+        .addr = addr, .len = len, .fd = fd, .flags = assign ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN,
+    };
+    return ioctl(kvm_of(vm)->vm_fd, KVM_IOEVENTFD, &io) < 0 ? -errno : 0;
+}
+
+static int kvm_signal_msi(struct vm *vm, uint64_t addr, uint32_t data)
+{
+    struct kvm_msi msi = {
+        .address_lo = (uint32_t)addr, .address_hi = (uint32_t)(addr >> 32), .data = data,
+    };
+    /* 0 means the guest's APIC refused it (masked or disabled): not our error. */
+    return ioctl(kvm_of(vm)->vm_fd, KVM_SIGNAL_MSI, &msi) < 0 ? -errno : 0;
+}
+
+/* Submit the base routes plus every MSI route in use. Called with route_lock held. */
+static int kvm_commit_routes(struct kvm_vm *k)
+{
+    unsigned max = k->nbase_routes + KVM_MSI_ROUTES;
+    struct kvm_irq_routing *r = calloc(1, sizeof(*r) + max * sizeof(struct kvm_irq_routing_entry));
+    if (!r)
+        return -ENOMEM;
+    unsigned n = k->nbase_routes;
+    memcpy(r->entries, k->base_routes, n * sizeof(r->entries[0]));
+    for (unsigned i = 0; i < KVM_MSI_ROUTES; i++) {
+        if (!k->msi[i].used)
+            continue;
+        r->entries[n++] = (struct kvm_irq_routing_entry){
+            .gsi = KVM_MSI_GSI_BASE + i, .type = KVM_IRQ_ROUTING_MSI,
+            .u.msi = {.address_lo = (uint32_t)k->msi[i].addr,
+                      .address_hi = (uint32_t)(k->msi[i].addr >> 32), .data = k->msi[i].data}};
+    }
+    r->nr = n;
+    int rc = ioctl(k->vm_fd, KVM_SET_GSI_ROUTING, r) < 0 ? -errno : 0;
+    free(r);
+    return rc;
+}
+
+static int kvm_msi_route_add(struct vm *vm, uint64_t addr, uint32_t data)
+{
+    struct kvm_vm *k = kvm_of(vm);
+    pthread_mutex_lock(&k->route_lock);
+    int rc = -ENOSPC;
+    for (unsigned i = 0; i < KVM_MSI_ROUTES; i++) {
+        if (k->msi[i].used)
+            continue;
+        k->msi[i] = (struct kvm_msi_route){true, addr, data};
+        rc = kvm_commit_routes(k);
+        if (rc < 0)
+            k->msi[i].used = false;
+        else
+            rc = (int)i;
+        break;
+    }
+    pthread_mutex_unlock(&k->route_lock);
+    return rc;
+}
+
+static int kvm_msi_route_update(struct vm *vm, int route, uint64_t addr, uint32_t data)
+{
+    struct kvm_vm *k = kvm_of(vm);
+    if (route < 0 || route >= KVM_MSI_ROUTES)
+        return -EINVAL;
+    pthread_mutex_lock(&k->route_lock);
+    int rc = -ENOENT;
+    struct kvm_msi_route *m = &k->msi[route];
+    if (m->used) {
+        rc = 0;
+        if (m->addr != addr || m->data != data) {
+            m->addr = addr;
+            m->data = data;
+            rc = kvm_commit_routes(k);
+        }
+    }
+    pthread_mutex_unlock(&k->route_lock);
+    return rc;
+}
+
+static void kvm_msi_route_remove(struct vm *vm, int route)
+{
+    struct kvm_vm *k = kvm_of(vm);
+    if (route < 0 || route >= KVM_MSI_ROUTES)
+        return;
+    pthread_mutex_lock(&k->route_lock);
+    if (k->msi[route].used) {
+        k->msi[route].used = false;
+        int rc = kvm_commit_routes(k);
+        if (rc < 0)
+            log_warn("kvm: cannot remove MSI route %d: %s", route, strerror(-rc));
+    }
+    pthread_mutex_unlock(&k->route_lock);
+}
+
+static int kvm_irqfd(struct vm *vm, int route, int fd, bool assign)
+{
+    if (route < 0 || route >= KVM_MSI_ROUTES)
+        return -EINVAL;
+    struct kvm_irqfd irqfd = {
+        .fd = (uint32_t)fd, .gsi = KVM_MSI_GSI_BASE + (uint32_t)route,
+        .flags = assign ? 0 : KVM_IRQFD_FLAG_DEASSIGN,
+    };
+    return ioctl(kvm_of(vm)->vm_fd, KVM_IRQFD, &irqfd) < 0 ? -errno : 0;
+}
+
 const struct accel_ops accel_kvm_ops = {
     .name = "kvm",
     .vm_init = kvm_vm_init,
     .vm_destroy = kvm_vm_destroy,
+    .irqchip_init = kvm_irqchip_init,
     .map_ram = kvm_map_ram,
     .vcpu_init = kvm_vcpu_init,
     .vcpu_destroy = kvm_vcpu_destroy,
@@ -481,4 +629,10 @@ const struct accel_ops accel_kvm_ops = {
     .set_sregs = kvm_set_sregs,
     .set_irq = kvm_set_irq,
     .get_dirty_log = kvm_get_dirty_log,
+    .ioeventfd = kvm_ioeventfd,
+    .signal_msi = kvm_signal_msi,
+    .msi_route_add = kvm_msi_route_add,
+    .msi_route_update = kvm_msi_route_update,
+    .msi_route_remove = kvm_msi_route_remove,
+    .irqfd = kvm_irqfd,
 };

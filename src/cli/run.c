@@ -32,7 +32,18 @@ struct run_options {
     enum console_mode console;
     const char *console_path;
     bool no_reboot;
+    struct machine_io_config io;
+    /* The split copies of --disk/--net values that io's strings point into. */
+    char *io_strings[MACHINE_MAX_DISKS + MACHINE_MAX_NICS];
+    unsigned nio_strings;
 };
+
+static void free_io_strings(struct run_options *o)
+{
+    for (unsigned i = 0; i < o->nio_strings; i++)
+        free(o->io_strings[i]);
+    o->nio_strings = 0;
+}
 
 static const char run_usage[] =
     "usage: vireo run --kernel PATH [options]\n"
@@ -43,10 +54,14 @@ static const char run_usage[] =
     "  --memory SIZE          guest RAM, e.g. 512M or 4G; a bare number is MiB (default 256M)\n"
     "  --accel auto|kvm|soft  CPU accelerator (default auto)\n"
     "  --cpu-model baseline|host  CPU features shown to the guest (default baseline)\n"
-    "  --console stdio|file=PATH|none  where the serial console goes (default stdio)\n"
+    "  --console stdio|file=PATH|none|virtio  where the console goes (default stdio); virtio:\n"
+    "                         stdio through a virtio-console (hvc0) beside the serial port\n"
     "  --name NAME            VM name for logs (default vireo)\n"
     "  --no-reboot            exit when the guest reboots instead of restarting it\n"
     "  --device debug-exit    the test device at port 0xf4: a guest write ends the run\n"
+    "  --disk PATH[,readonly=on][,serial=ID][,format=raw|qcow2]  a virtio-blk disk (repeatable)\n"
+    "  --net tap=IFNAME[,mac=MAC]  a virtio-net NIC on a tap device (repeatable)\n"
+    "  --rng on|off           virtio-rng fed from the host's getrandom (default on)\n"
     "  --log-level err|warn|info|debug\n"
     "On a terminal, Ctrl-A x quits.\n";
 
@@ -67,6 +82,11 @@ static int parse_console(struct run_options *o, const char *arg)
 {
     if (strcmp(arg, "stdio") == 0)
         o->console = CONSOLE_STDIO;
+    else if (strcmp(arg, "virtio") == 0) {
+        /* stdio, with hvc0 (virtio-console) taking the input; COM1's output stays visible. */
+        o->console = CONSOLE_STDIO;
+        o->io.virtio_console = true;
+    }
     else if (strcmp(arg, "none") == 0)
         o->console = CONSOLE_NONE;
     else if (strncmp(arg, "file=", 5) == 0 && arg[5]) {
@@ -74,6 +94,88 @@ static int parse_console(struct run_options *o, const char *arg)
         o->console_path = arg + 5;
     } else
         return -EINVAL;
+    return 0;
+}
+
+/* PATH[,readonly=on|off][,serial=ID][,format=raw|qcow2]. The string is copied and split in place;
+ * the copy lives as long as the process. */
+static int parse_disk(struct run_options *o, const char *arg)
+{
+    if (o->io.ndisks >= MACHINE_MAX_DISKS)
+        return usage_error("--disk: at most %d disks", MACHINE_MAX_DISKS);
+    char *copy = strdup(arg);
+    if (!copy)
+        return usage_error("out of memory");
+    struct machine_disk *d = &o->io.disks[o->io.ndisks];
+    *d = (struct machine_disk){0};
+    char *save = NULL, *tok = strtok_r(copy, ",", &save);
+    if (!tok || !*tok || arg[0] == ',') {
+        free(copy);
+        return usage_error("--disk %s: needs a path first", arg);
+    }
+    d->path = tok;
+    while ((tok = strtok_r(NULL, ",", &save)) != NULL) {
+        if (strcmp(tok, "readonly=on") == 0 || strcmp(tok, "readonly") == 0)
+            d->read_only = true;
+        else if (strcmp(tok, "readonly=off") == 0)
+            d->read_only = false;
+        else if (strncmp(tok, "serial=", 7) == 0 && strlen(tok + 7) <= 20)
+            d->serial = tok + 7;
+        else if (strcmp(tok, "format=raw") == 0 || strcmp(tok, "format=qcow2") == 0)
+            d->format = tok + 7;
+        else {
+            usage_error("--disk %s: unknown or bad option '%s' (readonly=on, serial=ID of up to "
+                        "20 characters, format=raw|qcow2)", arg, tok);
+            free(copy);
+            return EXIT_USAGE;
+        }
+    }
+    o->io.ndisks++;
+    o->io_strings[o->nio_strings++] = copy;
+    return 0;
+}
+
+static int parse_mac(const char *s, uint8_t mac[6])
+{
+    unsigned v[6];
+    char end;
+    if (sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%c", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
+               &end) != 6)
+        return -EINVAL;
+    for (unsigned i = 0; i < 6; i++)
+        mac[i] = (uint8_t)v[i];
+    return (mac[0] & 1) ? -EINVAL : 0; /* a NIC's own address is never multicast */
+}
+
+/* tap=IFNAME[,mac=MAC]; the copy lives as long as the process. */
+static int parse_net(struct run_options *o, const char *arg)
+{
+    if (o->io.nnics >= MACHINE_MAX_NICS)
+        return usage_error("--net: at most %d NICs", MACHINE_MAX_NICS);
+    char *copy = strdup(arg);
+    if (!copy)
+        return usage_error("out of memory");
+    struct machine_nic *nic = &o->io.nics[o->io.nnics];
+    *nic = (struct machine_nic){0};
+    char *save = NULL;
+    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        if (strncmp(tok, "tap=", 4) == 0 && tok[4] && strlen(tok + 4) < 16)
+            nic->ifname = tok + 4;
+        else if (strncmp(tok, "mac=", 4) == 0 && parse_mac(tok + 4, nic->mac) == 0)
+            nic->mac_set = true;
+        else {
+            usage_error("--net %s: bad option '%s' (tap=IFNAME of up to 15 characters, "
+                        "mac=52:54:00:12:34:56)", arg, tok);
+            free(copy);
+            return EXIT_USAGE;
+        }
+    }
+    if (!nic->ifname) {
+        free(copy);
+        return usage_error("--net %s: needs tap=IFNAME", arg);
+    }
+    o->io.nnics++;
+    o->io_strings[o->nio_strings++] = copy;
     return 0;
 }
 
@@ -86,6 +188,8 @@ static int parse_options(int argc, char **argv, struct run_options *o)
         {"cpu-model", required_argument, NULL, 'C'}, {"console", required_argument, NULL, 'o'},
         {"name", required_argument, NULL, 'N'},     {"no-reboot", no_argument, NULL, 'R'},
         {"device", required_argument, NULL, 'd'},   {"log-level", required_argument, NULL, 'l'},
+        {"disk", required_argument, NULL, 'D'},     {"rng", required_argument, NULL, 'G'},
+        {"net", required_argument, NULL, 'E'},
         {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
     };
     *o = (struct run_options){
@@ -134,12 +238,26 @@ static int parse_options(int argc, char **argv, struct run_options *o)
             break;
         case 'o':
             if (parse_console(o, optarg) < 0)
-                return usage_error("--console %s: must be stdio, file=PATH or none", optarg);
+                return usage_error("--console %s: must be stdio, file=PATH, none or virtio",
+                                   optarg);
             break;
         case 'd':
             if (strcmp(optarg, "debug-exit") != 0)
                 return usage_error("--device %s: unknown device (known: debug-exit)", optarg);
             o->vm.debug_exit = true;
+            break;
+        case 'D':
+            if ((c = parse_disk(o, optarg)) != 0)
+                return c;
+            break;
+        case 'E':
+            if ((c = parse_net(o, optarg)) != 0)
+                return c;
+            break;
+        case 'G':
+            if (strcmp(optarg, "on") != 0 && strcmp(optarg, "off") != 0)
+                return usage_error("--rng %s: must be on or off", optarg);
+            o->io.no_rng = strcmp(optarg, "off") == 0;
             break;
         case 'l': {
             enum log_level level;
@@ -358,12 +476,25 @@ static int open_console_out(const struct run_options *o)
     return -1;
 }
 
+static int run_parsed(const struct run_options *parsed);
+
 int run_main(int argc, char **argv)
 {
     struct run_options o;
     int rc = parse_options(argc, argv, &o);
-    if (rc != 0)
-        return rc < 0 ? 0 : rc;
+    if (rc == 0)
+        rc = run_parsed(&o);
+    else if (rc < 0)
+        rc = 0; /* --help */
+    free_io_strings(&o);
+    return rc;
+}
+
+/* Everything after option parsing; run_main() frees what the options own on every path. */
+static int run_parsed(const struct run_options *parsed)
+{
+    struct run_options o = *parsed;
+    int rc;
     log_set_name(o.vm.name);
     if ((rc = select_accel(&o)) != 0)
         return rc;
@@ -394,6 +525,7 @@ int run_main(int argc, char **argv)
         .initrd = files.initrd, .initrd_size = files.initrd_size,
         .cmdline = o.vm.cmdline, .rsdp_gpa = LAYOUT_ACPI_BASE,
     };
+    o.vm.io = &o.io;
     struct vm vm;
     char why[256];
     int status;

@@ -19,7 +19,8 @@ static inline void irq_line_set(const struct irq_line *line, int level)
 enum power_event {
     POWER_OFF,        /* ACPI S5: the run ends with status 0 */
     POWER_RESET,      /* i8042 pulse or ACPI reset register: the guest restarts */
-    POWER_EXIT_STATUS /* debug-exit port: the run ends with the given status */
+    POWER_EXIT_STATUS, /* debug-exit port: the run ends with the given status */
+    POWER_PANIC        /* pvpanic: the guest kernel panicked; the run ends as a failure */
 };
 
 /* The machine's power control, as devices see it. Safe to call from any vCPU thread. */

@@ -46,6 +46,10 @@ static void vm_power_request(void *opaque, enum power_event event, int status)
     case POWER_EXIT_STATUS:
         vm_set_outcome(vm, VM_OUTCOME_EXIT_STATUS, status);
         break;
+    case POWER_PANIC:
+        log_err("the guest kernel panicked (pvpanic)");
+        vm_set_outcome(vm, VM_OUTCOME_FAILED, 1);
+        break;
     }
 }
 
@@ -64,6 +68,8 @@ static int vm_boot(struct vm *vm, const struct boot_input *boot, char *why, unsi
             return rc;
         }
     }
+    if ((rc = vm->accel->irqchip_init(vm, why, why_len)) < 0)
+        return rc;
     for (unsigned i = 0; i < vm->ncpus; i++) {
         vcpu_init_state(&vm->vcpus[i], vm, i);
         rc = vm->accel->vcpu_init(&vm->vcpus[i]);
@@ -165,6 +171,9 @@ void vm_resume(struct vm *vm)
 int vm_reboot(struct vm *vm, char *why, unsigned why_len)
 {
     vm_stop(vm);
+    /* The I/O thread may signal interrupts into the accelerator's VM: park it while the VM is
+     * rebuilt. */
+    machine_io_pause(vm);
     vm_unboot(vm);
     machine_reset(vm);
     pthread_mutex_lock(&vm->lock);
@@ -172,6 +181,7 @@ int vm_reboot(struct vm *vm, char *why, unsigned why_len)
     vm->exit_status = 0;
     pthread_mutex_unlock(&vm->lock);
     int rc = vm_boot(vm, &vm->boot, why, why_len);
+    machine_io_resume(vm);
     return rc < 0 ? rc : vm_start(vm);
 }
 

@@ -16,6 +16,7 @@
 
 struct vcpu;
 struct machine_devices;
+struct machine_io_config;
 
 #define VM_MAX_CPUS 255
 
@@ -30,6 +31,9 @@ struct vm_config {
     const struct accel_ops *accel;
     bool debug_exit;            /* the isa-debug-exit style port at 0xf4 */
     int console_out_fd;         /* serial output goes here; -1 discards it */
+    /* The virtio devices (disks, NICs, rng, virtio console); NULL: only virtio-rng. Must stay
+     * valid, strings included, until the machine is destroyed. */
+    const struct machine_io_config *io;
 };
 
 /* Why a run ended. */

@@ -170,6 +170,7 @@ def guest_argv(name, accel, cmdline, cpus, memory, reboot):
         return argv
     argv = [QEMU, "-M", "q35", "-accel", accel, "-display", "none", "-nodefaults",
             "-serial", "stdio", "-device", "isa-debug-exit,iobase=0xf4,iosize=4",
+            "-device", "pvpanic", "-action", "panic=exit-failure",
             "-kernel", str(elf), "-append", cmdline, "-smp", str(cpus), "-m", memory]
     if not reboot:
         argv.append("-no-reboot")

@@ -112,6 +112,16 @@ def test_exit_status(run_guest):
     assert "FAIL" not in run.stdout, run.describe()
 
 
+def test_pvpanic_ends_the_run_as_a_failure(run_guest):
+    run = run_guest("panic").wait()
+    # Vireo ends the run with status 1, as for any guest failure (QEMU does with
+    # -action panic=exit-failure, which the harness gives it).
+    run.expect(1, "panic: reporting a panic")
+    if VMM == "vireo":
+        assert "panicked" in run.stderr, run.describe()
+    assert "FAIL" not in run.stdout, run.describe()
+
+
 def test_exceptions(run_guest):
     run = run_guest("exceptions").wait()
     run.expect(PASS, "exceptions: non-canonical address: vector 13", "PASS: exceptions")

@@ -257,6 +257,28 @@ static void dsdt_com1(struct aml *a)
     aml_end(a);
 }
 
+/* The panic notifier: Linux's pvpanic driver binds to QEMU0001 and writes to its port when the
+ * kernel panics, so the VMM can end the run as a failure instead of waiting for a reboot. */
+static void dsdt_pvpanic(struct aml *a)
+{
+    struct aml_res r;
+
+    aml_device_begin(a, "PEVT");
+    aml_name(a, "_HID");
+    aml_string(a, "QEMU0001");
+    aml_name(a, "_UID");
+    aml_integer(a, 0);
+    aml_method_begin(a, "_STA", 0, false);
+    aml_return(a);
+    aml_integer(a, 0x0f);
+    aml_end(a);
+    aml_res_init(&r);
+    aml_res_io(&r, PORT_PVPANIC, PORT_PVPANIC, 1, 1);
+    aml_name(a, "_CRS");
+    aml_resource_template(a, &r);
+    aml_end(a);
+}
+
 /* Processor devices; _UID matches the MADT's ACPI Processor UID. */
 static void dsdt_cpus(struct aml *a, unsigned ncpus)
 {
@@ -292,6 +314,7 @@ static int dsdt_body(const struct acpi_config *cfg, uint8_t *buf, size_t cap)
     dsdt_pci0(&a, cfg);
     dsdt_motherboard(&a, cfg);
     dsdt_com1(&a);
+    dsdt_pvpanic(&a);
     dsdt_cpus(&a, cfg->ncpus);
     aml_end(&a);
     return aml_finish(&a);

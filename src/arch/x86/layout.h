@@ -35,6 +35,7 @@
 #define PORT_CMOS_DATA   0x71
 #define PORT_PIC_SLAVE   0xa0
 #define PORT_DEBUG_EXIT  0xf4   /* 4 bytes, as QEMU's isa-debug-exit used by kvm-unit-tests */
+#define PORT_PVPANIC     0x505  /* 1 byte: the guest kernel reports a panic (ACPI QEMU0001) */
 #define PORT_COM1        0x3f8
 #define PORT_PCI_CONFIG_ADDR 0xcf8
 #define PORT_PCI_CONFIG_DATA 0xcfc

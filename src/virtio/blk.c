@@ -1,0 +1,365 @@
+#include "virtio/blk.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+
+#include "block/block.h"
+#include "util/err.h"
+#include "util/log.h"
+#include "vmm/event.h"
+
+#define BLK_SECTOR 512ULL
+#define BLK_QUEUE_SIZE 256
+#define BLK_SEG_MAX (BLK_QUEUE_SIZE - 2)
+#define BLK_HDR_LEN 16
+#define BLK_DISCARD_MAX_SECTORS 0x3fffff
+#define BLK_RING_DEPTH 256
+
+struct virtio_blk {
+    struct virtio_dev dev;
+    struct block_dev *bd;
+    struct block_aio *aio;
+    struct event_loop *loop;
+    bool read_only;
+    char serial[VIRTIO_BLK_ID_BYTES];
+    uint8_t config[VIRTIO_BLK_CONFIG_LEN];
+    struct virtq_elem elem;
+    /* statistics */
+    uint64_t stat_reads, stat_writes, stat_flushes, stat_errors;
+};
+
+/* One request handed to the block layer; lives until its completion. */
+struct blk_req {
+    struct block_req br;
+    struct virtio_blk *b;
+    uint32_t generation;
+    uint16_t head;
+    uint16_t queue;
+    uint8_t *status;   /* the status byte in guest RAM */
+    uint32_t written;  /* bytes written into the driver's buffers, status included */
+    int iovcnt;
+    struct iovec iov[VIRTQ_MAX_IOV];
+};
+
+static void put_le16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+}
+
+static void put_le32(uint8_t *p, uint32_t v)
+{
+    for (unsigned i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void put_le64(uint8_t *p, uint64_t v)
+{
+    for (unsigned i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void blk_config_read(struct virtio_dev *dev, unsigned off, void *buf, unsigned len)
+{
+    struct virtio_blk *b = (struct virtio_blk *)dev;
+    memcpy(buf, b->config + off, len);
+}
+
+/* Copy len bytes starting at byte skip of iov[0..cnt) into buf; false when there are fewer. */
+static bool iov_copy_out(const struct iovec *iov, unsigned cnt, uint64_t skip, void *buf,
+                         uint64_t len)
+{
+    if (block_iov_len(iov, (int)cnt) < skip + len)
+        return false;
+    block_iov_to_buf(iov, (int)cnt, skip, buf, len);
+    return true;
+}
+
+/* Finish a request: status byte, used ring, interrupt. Lock held. */
+static void blk_finish(struct virtio_blk *b, unsigned q, uint16_t head, uint8_t *status,
+                       uint8_t value, uint32_t written)
+{
+    *status = value;
+    if (value != VIRTIO_BLK_S_OK)
+        b->stat_errors++;
+    if (virtq_push(&b->dev.vqs[q], head, written) == 0)
+        virtio_dev_queue_done(&b->dev, q);
+}
+
+static void blk_done(struct block_req *br, int ret)
+{
+    struct blk_req *r = (struct blk_req *)br;
+    struct virtio_blk *b = r->b;
+    struct virtio_dev *dev = &b->dev;
+    pthread_mutex_lock(&dev->lock);
+    dev->inflight--;
+    /* A request from before a reset belongs to a driver that is gone: its ring is not ours. */
+    if (r->generation == dev->generation && dev->vqs[r->queue].ready) {
+        if (ret < 0)
+            log_debug("%s: request failed: %s", dev->name, strerror(-ret));
+        blk_finish(b, r->queue, r->head, r->status, ret < 0 ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK,
+                   r->written);
+    }
+    pthread_mutex_unlock(&dev->lock);
+    free(r);
+}
+
+/* Hand one request to the block layer. Returns the immediate status when it cannot be queued
+ * (bad range, read-only), or -1 when the completion will report it. */
+static int blk_submit(struct virtio_blk *b, unsigned q, const struct virtq_elem *e,
+                      uint32_t type, uint64_t sector, uint8_t *status)
+{
+    struct blk_req *r = calloc(1, sizeof(*r));
+    if (!r)
+        return VIRTIO_BLK_S_IOERR;
+    *r = (struct blk_req){.b = b, .generation = b->dev.generation, .head = e->head,
+                          .queue = (uint16_t)q, .status = status, .written = 1};
+    struct block_req *br = &r->br;
+    br->done = blk_done;
+    br->opaque = r;
+    uint64_t size = b->bd->size;
+    if (sector > size / BLK_SECTOR) {
+        free(r);
+        return VIRTIO_BLK_S_IOERR;
+    }
+    br->offset = sector * BLK_SECTOR;
+    switch (type) {
+    case VIRTIO_BLK_T_IN: {
+        /* Data: every writable byte but the trailing status. */
+        uint64_t len = e->in_len - 1;
+        int n = block_iov_slice(&e->iov[e->nout], (int)e->nin, 0, len, r->iov, VIRTQ_MAX_IOV);
+        if (n < 0 || len % BLK_SECTOR) {
+            free(r);
+            return VIRTIO_BLK_S_IOERR;
+        }
+        br->op = BLOCK_OP_READ;
+        r->iovcnt = n;
+        r->written = (uint32_t)(len + 1);
+        b->stat_reads++;
+        break;
+    }
+    case VIRTIO_BLK_T_OUT: {
+        uint64_t len = e->out_len - BLK_HDR_LEN;
+        int n = block_iov_slice(e->iov, (int)e->nout, BLK_HDR_LEN, len, r->iov, VIRTQ_MAX_IOV);
+        if (n < 0 || len % BLK_SECTOR || b->read_only) {
+            free(r);
+            return VIRTIO_BLK_S_IOERR;
+        }
+        br->op = BLOCK_OP_WRITE;
+        r->iovcnt = n;
+        b->stat_writes++;
+        break;
+    }
+    case VIRTIO_BLK_T_FLUSH:
+        br->op = BLOCK_OP_FLUSH;
+        br->offset = 0;
+        b->stat_flushes++;
+        break;
+    case VIRTIO_BLK_T_DISCARD:
+    case VIRTIO_BLK_T_WRITE_ZEROES: {
+        /* One segment per request (max_discard_seg = max_write_zeroes_seg = 1). */
+        uint8_t seg[16];
+        if (b->read_only || e->out_len != BLK_HDR_LEN + sizeof(seg) ||
+            !iov_copy_out(e->iov, e->nout, BLK_HDR_LEN, seg, sizeof(seg))) {
+            free(r);
+            return VIRTIO_BLK_S_IOERR;
+        }
+        uint64_t s0;
+        uint32_t count, flags;
+        memcpy(&s0, seg, 8);
+        memcpy(&count, seg + 8, 4);
+        memcpy(&flags, seg + 12, 4);
+        if (s0 > size / BLK_SECTOR || count > (size / BLK_SECTOR) - s0 ||
+            (flags & ~1u) || (type == VIRTIO_BLK_T_DISCARD && flags)) {
+            free(r);
+            return type == VIRTIO_BLK_T_DISCARD && (flags & ~1u) ? VIRTIO_BLK_S_UNSUPP
+                                                                   : VIRTIO_BLK_S_IOERR;
+        }
+        br->op = type == VIRTIO_BLK_T_DISCARD ? BLOCK_OP_DISCARD : BLOCK_OP_WRITE_ZEROES;
+        br->offset = s0 * BLK_SECTOR;
+        br->len = (uint64_t)count * BLK_SECTOR;
+        break;
+    }
+    default:
+        free(r);
+        return VIRTIO_BLK_S_UNSUPP;
+    }
+    if (br->op == BLOCK_OP_READ || br->op == BLOCK_OP_WRITE) {
+        br->iov = r->iov;
+        br->iovcnt = r->iovcnt;
+        uint64_t len = block_iov_len(r->iov, r->iovcnt);
+        if (len > size - br->offset) {
+            free(r);
+            return VIRTIO_BLK_S_IOERR;
+        }
+    }
+    b->dev.inflight++;
+    int rc = block_submit(b->bd, br);
+    if (rc < 0) {
+        b->dev.inflight--;
+        free(r);
+        return VIRTIO_BLK_S_IOERR;
+    }
+    return -1;
+}
+
+/* Serve one popped chain. */
+static void blk_handle(struct virtio_blk *b, unsigned q, const struct virtq_elem *e)
+{
+    struct virtq *vq = &b->dev.vqs[q];
+    uint8_t hdr[BLK_HDR_LEN];
+    /* The status byte is the last writable byte; a request without one cannot even be failed,
+     * so it is a malformed chain (the spec requires the layout). */
+    if (e->nin == 0 || !iov_copy_out(e->iov, e->nout, 0, hdr, sizeof(hdr))) {
+        virtq_fail_chain(vq);
+        return;
+    }
+    const struct iovec *last = &e->iov[e->nout + e->nin - 1];
+    uint8_t *status = (uint8_t *)last->iov_base + last->iov_len - 1;
+    uint32_t type;
+    uint64_t sector;
+    memcpy(&type, hdr, 4);
+    memcpy(&sector, hdr + 8, 8);
+    int st;
+    uint32_t written = 1;
+    if (type == VIRTIO_BLK_T_GET_ID) {
+        uint64_t room = e->in_len - 1;
+        uint64_t n = room < VIRTIO_BLK_ID_BYTES ? room : VIRTIO_BLK_ID_BYTES;
+        block_iov_from_buf(&e->iov[e->nout], (int)e->nin, 0, b->serial, n);
+        written = (uint32_t)n + 1;
+        st = VIRTIO_BLK_S_OK;
+    } else {
+        st = blk_submit(b, q, e, type, sector, status);
+    }
+    if (st >= 0)
+        blk_finish(b, q, e->head, status, (uint8_t)st, written);
+}
+
+static void blk_queue_notify(struct virtio_dev *dev, unsigned q)
+{
+    struct virtio_blk *b = (struct virtio_blk *)dev;
+    struct virtq *vq = &dev->vqs[q];
+    unsigned budget = VIRTIO_BUDGET;
+    int rc = 0;
+    do {
+        /* Every round costs budget, even an empty one: a guest whose rings overlap can make
+         * the notify toggling itself look like new work. */
+        budget--;
+        virtq_set_notify(vq, false);
+        while (budget && (rc = virtq_pop(vq, &b->elem)) > 0 && !vq->broken) {
+            blk_handle(b, q, &b->elem);
+            budget--;
+        }
+        virtq_set_notify(vq, true);
+    } while (budget && rc >= 0 && !vq->broken && virtq_has_work(vq));
+    if (vq->broken)
+        virtio_dev_set_needs_reset(dev);
+    else if (!budget)
+        virtio_dev_requeue(dev, q);
+}
+
+/* I/O thread: io_uring completions are ready. */
+static void blk_aio_ready(void *opaque, uint32_t events)
+{
+    (void)events;
+    struct virtio_blk *b = opaque;
+    block_aio_poll(b->aio);
+}
+
+void virtio_blk_drain(struct virtio_dev *dev)
+{
+    struct virtio_blk *b = (struct virtio_blk *)dev;
+    block_drain(b->bd);
+}
+
+static void blk_destroy(struct virtio_dev *dev)
+{
+    struct virtio_blk *b = (struct virtio_blk *)dev;
+    if (b->bd)
+        block_close(b->bd); /* waits for requests in flight; their completions free them */
+    if (b->aio)
+        block_aio_free(b->aio);
+    virtio_dev_fini(dev);
+    free(b);
+}
+
+static const struct virtio_dev_ops blk_ops = {
+    .name = "virtio-blk",
+    .device_id = VIRTIO_ID_BLOCK,
+    .pci_class = 0x010000,
+    .config_read = blk_config_read,
+    .queue_notify = blk_queue_notify,
+    .destroy = blk_destroy,
+};
+
+static void blk_fill_config(struct virtio_blk *b)
+{
+    uint8_t *c = b->config;
+    put_le64(c + 0x00, b->bd->size / BLK_SECTOR);
+    put_le32(c + 0x08, 1u << 30);             /* size_max */
+    put_le32(c + 0x0c, BLK_SEG_MAX);          /* seg_max */
+    put_le32(c + 0x14, (uint32_t)BLK_SECTOR); /* blk_size */
+    put_le16(c + 0x22, (uint16_t)b->dev.num_queues);
+    put_le32(c + 0x24, BLK_DISCARD_MAX_SECTORS);
+    put_le32(c + 0x28, 1);
+    put_le32(c + 0x2c, 1);
+    put_le32(c + 0x30, BLK_DISCARD_MAX_SECTORS);
+    put_le32(c + 0x34, 1);
+    c[0x38] = 1; /* write_zeroes_may_unmap */
+}
+
+struct virtio_dev *virtio_blk_create(const struct guest_mem *mem, struct event_loop *loop,
+                                     const struct virtio_blk_options *opts, char *why,
+                                     unsigned why_len)
+{
+    struct virtio_blk *b = calloc(1, sizeof(*b));
+    if (!b) {
+        snprintf(why, why_len, "out of memory");
+        errno = ENOMEM;
+        return NULL;
+    }
+    unsigned nq = opts->num_queues ? opts->num_queues : 1;
+    if (nq > VIRTIO_BLK_MAX_QUEUES)
+        nq = VIRTIO_BLK_MAX_QUEUES;
+    virtio_dev_init(&b->dev, &blk_ops, "virtio-blk", mem, nq, BLK_QUEUE_SIZE,
+                    VIRTIO_BLK_CONFIG_LEN);
+    b->read_only = opts->read_only;
+    b->loop = loop;
+    if (opts->serial)
+        /* The ID field is 20 bytes, NUL-padded, not NUL-terminated when full. */
+        memcpy(b->serial, opts->serial, MIN(strlen(opts->serial), sizeof(b->serial)));
+    struct block_open_opts oo = {.format = opts->format,
+                                 .flags = opts->read_only ? 0 : BLOCK_OPEN_RDWR};
+    int rc = block_open(opts->path, &oo, &b->bd);
+    if (rc < 0) {
+        snprintf(why, why_len, "--disk %s: %s", opts->path, block_last_error());
+        b->bd = NULL;
+        blk_destroy(&b->dev);
+        errno = -rc;
+        return NULL;
+    }
+    b->aio = block_aio_new(BLK_RING_DEPTH);
+    if (!b->aio || (loop && (rc = event_loop_add(loop, block_aio_fd(b->aio), EPOLLIN,
+                                                 blk_aio_ready, b)) < 0)) {
+        int err = b->aio ? -rc : errno;
+        snprintf(why, why_len, "--disk %s: cannot set up io_uring: %s", opts->path,
+                 strerror(err));
+        blk_destroy(&b->dev);
+        errno = err;
+        return NULL;
+    }
+    block_attach_aio(b->bd, b->aio);
+    b->dev.host_features = (1ULL << VIRTIO_BLK_F_SIZE_MAX) | (1ULL << VIRTIO_BLK_F_SEG_MAX) |
+                           (1ULL << VIRTIO_BLK_F_BLK_SIZE) | (1ULL << VIRTIO_BLK_F_FLUSH) |
+                           (1ULL << VIRTIO_BLK_F_MQ);
+    if (opts->read_only)
+        b->dev.host_features |= 1ULL << VIRTIO_BLK_F_RO;
+    else
+        b->dev.host_features |= (1ULL << VIRTIO_BLK_F_DISCARD) |
+                                (1ULL << VIRTIO_BLK_F_WRITE_ZEROES);
+    blk_fill_config(b);
+    return &b->dev;
+}
