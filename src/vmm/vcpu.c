@@ -4,7 +4,6 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "util/log.h"
 #include "vmm/vm.h"
@@ -217,18 +216,11 @@ void vcpu_set_state(struct vcpu *vcpu, enum vcpu_run_state state)
     pthread_mutex_unlock(&vcpu->lock);
     if (state != VCPU_RUNNING)
         vcpu->vm->accel->vcpu_kick(vcpu);
+    /* One kick is enough: the request is recorded before it, and the thread checks the request
+     * each time the accelerator returns, which the kick guarantees happens soon. */
     pthread_mutex_lock(&vcpu->lock);
-    while (vcpu->state != state) {
-        if (state == VCPU_STOPPED) {
-            /* The thread may be blocked in the accelerator; keep kicking until it leaves. */
-            pthread_mutex_unlock(&vcpu->lock);
-            vcpu->vm->accel->vcpu_kick(vcpu);
-            usleep(1000);
-            pthread_mutex_lock(&vcpu->lock);
-            continue;
-        }
+    while (vcpu->state != state)
         pthread_cond_wait(&vcpu->cond, &vcpu->lock);
-    }
     pthread_mutex_unlock(&vcpu->lock);
     if (state == VCPU_STOPPED) {
         pthread_join(vcpu->thread, NULL);
