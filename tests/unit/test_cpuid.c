@@ -175,6 +175,10 @@ static void check_table_shape(void)
         const struct cpuid_entry *e = &out.entries[i];
         bool indexed = e->function == 4 || e->function == 7 || e->function == 0xb ||
                        e->function == 0xd;
+        /* Leaves passed through from the accelerator keep its sub-leaf flag. */
+        const struct cpuid_entry *s = cpuid_find(&sup, e->function, e->index);
+        if (!indexed && s && s->function >= 0x10 && s->function < 0x40000000)
+            indexed = s->flags & CPUID_F_SIGNIFICANT_INDEX;
         assert_int_equal(!!(e->flags & CPUID_F_SIGNIFICANT_INDEX), indexed);
         if (e->function < 0x40000000)
             assert_true(e->function <= max_basic);
@@ -472,6 +476,13 @@ static void test_host_passthrough(void **state)
     /* Topology is still ours, not the host's. */
     assert_int_equal(get(0xb, 1)->ebx & 0xffff, 4);
     assert_int_equal(get(4, 3)->eax >> 26, 3);
+    /* Leaves the model does not rewrite pass through as the accelerator gave them. */
+    assert_int_equal(get(0xa, 0)->eax, 0x08300805);
+    assert_int_equal(get(0x14, 0)->ebx, 0xf);
+    /* ...and the baseline hides them. */
+    build(CPU_MODEL_BASELINE, 4, 0, 0);
+    assert_null(cpuid_find(&out, 0xa, 0));
+    assert_null(cpuid_find(&out, 0x14, 0));
 }
 
 static void test_no_e2big_for_realistic_input(void **state)

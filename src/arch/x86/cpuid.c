@@ -49,6 +49,19 @@ const struct cpuid_entry *cpuid_find(const struct cpuid_table *t, uint32_t funct
     return NULL;
 }
 
+/* Whether `out` already answers the leaf and sub-leaf that `e` describes. */
+static bool cpuid_has(const struct cpuid_table *out, const struct cpuid_entry *e)
+{
+    for (unsigned i = 0; i < out->count; i++) {
+        const struct cpuid_entry *o = &out->entries[i];
+        if (o->function == e->function &&
+            (!(o->flags & CPUID_F_SIGNIFICANT_INDEX) || !(e->flags & CPUID_F_SIGNIFICANT_INDEX) ||
+             o->index == e->index))
+            return true;
+    }
+    return false;
+}
+
 static struct cpuid_entry *cpuid_add(struct cpuid_table *t, uint32_t function, uint32_t index,
                                      uint32_t flags)
 {
@@ -190,6 +203,20 @@ int cpuid_build(const struct cpuid_table *sup, enum cpu_model model, unsigned nc
             return -E2BIG;
         e->eax = e->ebx = tsc_khz / 1000;
         e->ecx = 100;
+    }
+
+    if (host) {
+        /* Everything else the accelerator supports passes through unchanged (leaf 2's cache
+         * descriptors, 5, 0xa, 0x14, 0x1d, further sub-leaves of 7...), except 0x1f: it would
+         * describe the host's topology, and Linux prefers it to our leaf 0xb. */
+        for (unsigned i = 0; i < sup->count; i++) {
+            const struct cpuid_entry *s = &sup->entries[i];
+            if (s->function > max_leaf || s->function == 0x1f || cpuid_has(out, s))
+                continue;
+            if (out->count == CPUID_MAX_ENTRIES)
+                return -E2BIG;
+            out->entries[out->count++] = *s;
+        }
     }
 
     /* KVM's paravirtual leaves. */
