@@ -118,10 +118,13 @@ class LinuxGuest:
     """One running guest and everything it printed. The console text is kept whole (CR dropped),
     so a test can wait for a pattern after any earlier point and a failure can show it all."""
 
-    def __init__(self, accel, cpus=1, memory="512M", cmdline="", reboot=False):
+    def __init__(self, accel, cpus=1, memory="512M", cmdline="", reboot=False, argv_hook=None):
+        """argv_hook(argv) -> argv lets a subclass add devices or a wrapper (ip netns exec)."""
         check_accel(accel)
         self.accel, self.cpus, self.memory = accel, cpus, memory
         self.argv = vmm_argv(accel, cpus, memory, cmdline, reboot)
+        if argv_hook:
+            self.argv = argv_hook(self.argv)
         self.started = time.monotonic()
         self.proc = subprocess.Popen(self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, start_new_session=True)

@@ -14,10 +14,8 @@ QEMU mapping (the issue's peer configuration):
 
 import os
 import subprocess
-import threading
-import time
 
-from linuxvm import VMM, LinuxGuest, vmm_argv
+from linuxvm import VMM, LinuxGuest
 
 
 class Disk:
@@ -94,26 +92,11 @@ class VirtioGuest(LinuxGuest):
 
     def __init__(self, accel, cpus=1, memory="512M", cmdline="", disks=(), netns=None,
                  hvc=False, rng=True):
-        # Same start-up as LinuxGuest.__init__, with the argument vector extended.
-        from linuxvm import check_accel
-        check_accel(accel)
-        self.accel, self.cpus, self.memory = accel, cpus, memory
-        argv = device_argv(vmm_argv(accel, cpus, memory, cmdline), disks,
-                           [netns.tap] if netns else (), hvc, rng)
-        self.argv = (netns.prefix() if netns else []) + argv
-        self.started = time.monotonic()
-        self.proc = subprocess.Popen(self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, start_new_session=True)
-        self.text = ""
-        self.err = ""
-        self.cond = threading.Condition()
-        self.eof = False
-        self.seq = 0
-        self.shell_ready = False
-        self.readers = [threading.Thread(target=self._read_out, daemon=True),
-                        threading.Thread(target=self._read_err, daemon=True)]
-        for t in self.readers:
-            t.start()
+        def extend(argv):
+            argv = device_argv(argv, disks, [netns.tap] if netns else (), hvc, rng)
+            return (netns.prefix() if netns else []) + argv
+
+        super().__init__(accel, cpus, memory, cmdline, argv_hook=extend)
 
 
 # The host end of a TCP transfer, run inside the namespace: it listens, prints LISTENING, then
