@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,6 +24,31 @@ static bool is_zero(const uint8_t *p, uint64_t n)
             return false;
         p += k;
         n -= k;
+    }
+    return true;
+}
+
+/* Whether [off, off+n) of src reads as zeros by what the image says, without reading it: a hole
+ * in a raw file (SEEK_DATA), or zero / unallocated clusters of a qcow2 image with no backing
+ * file. Lets convert skip the empty half of a typical image instead of reading and scanning
+ * zeros. Any doubt (an error, a format that cannot tell) answers false: the data is then read. */
+static bool src_range_is_zero(struct block_dev *src, uint64_t off, uint64_t n)
+{
+    if (!strcmp(block_format(src), "raw")) {
+        off_t data = lseek(src->fd, (off_t)off, SEEK_DATA);
+        if (data < 0)
+            return errno == ENXIO; /* no data at or after off */
+        return (uint64_t)data >= off + n;
+    }
+    if (src->backing)
+        return false;
+    for (uint64_t done = 0; done < n;) {
+        struct block_extent e;
+        if (block_map(src, off + done, n - done, &e) < 0 || e.length == 0)
+            return false;
+        if (e.kind != BLOCK_EXT_ZERO && e.kind != BLOCK_EXT_UNALLOC)
+            return false;
+        done += e.length;
     }
     return true;
 }
@@ -132,6 +158,11 @@ int img_convert(int argc, char **argv)
     img_progress(progress, 0, size);
     for (uint64_t off = 0; ret == 0 && off < size; off += chunk) {
         uint64_t n = MIN(chunk, size - off);
+        /* A fresh target reads as zeros already; with -B, zeros may differ from the base. */
+        if (!base && src_range_is_zero(src, off, n)) {
+            img_progress(progress, off + n, size);
+            continue;
+        }
         ret = block_pread(src, off, buf, n);
         if (ret < 0) {
             img_err("error reading '%s' at offset %llu: %s%s%s", src_path,

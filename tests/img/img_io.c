@@ -8,8 +8,9 @@
  *       Endless batches of writes; after each batch, flush and print "flushed N" (N = ops so far).
  *   vireo-img-io mark IMG OFF LEN BYTE
  *       Write LEN bytes of value BYTE at OFF and flush.
- *   vireo-img-io bench IMG OPS read|write
- *       4 KiB random requests at queue depth 32 (not a test: prints IOPS).
+ *   vireo-img-io bench IMG OPS read|write [seq]
+ *       4 KiB random requests at queue depth 32 (not a test: prints IOPS). With "seq", the
+ *       offsets go up 4 KiB per request and wrap at the end, as `qemu-img bench` issues them.
  *   vireo-img-io verify SEED N IMG [BASE]
  *       Replay the writer's first N ops in memory (over BASE's content, else zeros) and compare
  *       with IMG, ignoring what the next batch may have touched. Exit 0 if equal.
@@ -282,6 +283,8 @@ struct bench_ctx {
     struct iovec *iov;
     struct block_req *reqs;
     bool write;
+    bool seq;      /* sequential offsets instead of random ones */
+    uint64_t next; /* the next sequential block */
 };
 
 static void bench_issue(struct bench_ctx *b, int slot);
@@ -301,22 +304,23 @@ static void bench_done(struct block_req *req, int ret)
 static void bench_issue(struct bench_ctx *b, int slot)
 {
     uint64_t blocks = b->bd->size / 4096;
+    uint64_t block = b->seq ? b->next++ % blocks : rng_next(&b->rng) % blocks;
     b->left--;
     b->inflight++;
     b->iov[slot] = (struct iovec){b->bufs + (size_t)slot * 4096, 4096};
     b->reqs[slot] = (struct block_req){.op = b->write ? BLOCK_OP_WRITE : BLOCK_OP_READ,
-                                       .offset = rng_next(&b->rng) % blocks * 4096,
+                                       .offset = block * 4096,
                                        .iov = &b->iov[slot], .iovcnt = 1, .done = bench_done,
                                        .opaque = b};
     if (block_submit(b->bd, &b->reqs[slot]) < 0)
         exit(1);
 }
 
-/* 4 KiB random reads or writes at queue depth 32: prints requests per second. */
-static int cmd_bench(const char *img, uint64_t ops, bool write)
+/* 4 KiB random (or sequential) reads or writes at queue depth 32: prints requests per second. */
+static int cmd_bench(const char *img, uint64_t ops, bool write, bool seq)
 {
     struct timespec t0, t1;
-    struct bench_ctx b = {.rng = 42, .left = ops, .write = write};
+    struct bench_ctx b = {.rng = 42, .left = ops, .write = write, .seq = seq};
     if (open_dev(img, write, &b.bd) < 0)
         return 1;
     b.bufs = calloc(32, 4096);
@@ -329,7 +333,8 @@ static int cmd_bench(const char *img, uint64_t ops, bool write)
         block_aio_wait(b.bd->aio);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
-    printf("%s %s: %.0f IOPS\n", img, write ? "randwrite" : "randread", (double)ops / secs);
+    printf("%s %s%s: %.0f IOPS\n", img, seq ? "" : "rand", write ? "write" : "read",
+           (double)ops / secs);
     block_close(b.bd);
     free(b.bufs);
     free(b.iov);
@@ -360,8 +365,9 @@ int main(int argc, char **argv)
     if (argc == 6 && !strcmp(argv[1], "mark"))
         return cmd_mark(argv[2], strtoull(argv[3], NULL, 0), strtoull(argv[4], NULL, 0),
                         (int)strtol(argv[5], NULL, 0));
-    if (argc == 5 && !strcmp(argv[1], "bench"))
-        return cmd_bench(argv[2], strtoull(argv[3], NULL, 0), !strcmp(argv[4], "write"));
+    if ((argc == 5 || (argc == 6 && !strcmp(argv[5], "seq"))) && !strcmp(argv[1], "bench"))
+        return cmd_bench(argv[2], strtoull(argv[3], NULL, 0), !strcmp(argv[4], "write"),
+                         argc == 6);
     if (argc >= 6 && !strcmp(argv[1], "workload"))
         return cmd_workload(strtoull(argv[2], NULL, 0), strtol(argv[3], NULL, 0), argv[4],
                             argv[5], argc > 6 && !strcmp(argv[6], "discard"));
