@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "accel/accel.h"
+#include "accel/soft/soft_accel.h"
 #include "arch/x86/layout.h"
 #include "cli/exit_codes.h"
 #include "util/file.h"
@@ -286,15 +287,16 @@ static int parse_options(int argc, char **argv, struct run_options *o)
 static int select_accel(struct run_options *o)
 {
     const char *name = o->accel_name;
+    /* Without VT-x/AMD-V, KVM would emulate every guest instruction far more slowly than the
+     * software CPU runs them: auto picks soft there. */
+    if (strcmp(name, "soft") == 0 || (strcmp(name, "auto") == 0 && !accel_host_has_hw_virt())) {
+        o->vm.accel = &accel_soft_ops;
+        return 0;
+    }
     if (strcmp(name, "kvm") == 0 || strcmp(name, "auto") == 0) {
-        if (strcmp(name, "auto") == 0 && !accel_host_has_hw_virt())
-            log_warn("this host has no hardware virtualization (VT-x/AMD-V): KVM will emulate "
-                     "the guest and it will be very slow");
         o->vm.accel = &accel_kvm_ops;
         return 0;
     }
-    if (strcmp(name, "soft") == 0)
-        return usage_error("--accel soft: the software CPU is not part of this build yet");
     return usage_error("--accel %s: must be auto, kvm or soft", name);
 }
 

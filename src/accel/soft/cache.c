@@ -74,7 +74,7 @@ void soft_cache_flush(struct soft_cpu *cpu)
 
 static uint32_t mode_key(const struct soft_cpu *cpu)
 {
-    return (uint32_t)cpu->mode | ((uint32_t)cpu->cpl << 8);
+    return soft_block_key(cpu);
 }
 
 /* Decode a new block at pc. A fetch fault on the first instruction is the guest's fault now;
@@ -91,6 +91,7 @@ static struct soft_block *build(struct soft_cpu *cpu, uint64_t pc, uint32_t key)
     b->n = 0;
     b->succ[0] = b->succ[1] = NULL;
     b->succ_pc[0] = b->succ_pc[1] = ~0ull;
+    cpu->fetch_host_page = 0;
     uint64_t at = pc;
     for (;;) {
         struct soft_insn *i = &b->insns[b->n];
@@ -103,6 +104,8 @@ static struct soft_block *build(struct soft_cpu *cpu, uint64_t pc, uint32_t key)
             }
             break;
         }
+        if (b->n == 0)
+            b->host_page = cpu->fetch_host_page;
         b->n++;
         at = i->next_rip;
         if (r == 1 || b->n >= SOFT_BLOCK_MAX || (at & ~0xfffull) != (pc & ~0xfffull))
@@ -146,6 +149,28 @@ struct soft_block *soft_cache_lookup(struct soft_cpu *cpu, uint64_t pc)
     b = build(cpu, pc, key);
     *jp = b;
     return b;
+}
+
+void soft_cache_invalidate_host_page(struct soft_cpu *cpu, uintptr_t host_page)
+{
+    struct soft_cache *c = cpu->cache;
+    for (unsigned k = 0; k < c->nblocks; k++) {
+        struct soft_block *b = &c->blocks[k];
+        if (b->host_page == host_page) {
+            b->pc = ~0ull; /* never looked up, never chained into again */
+            b->host_page = 0;
+        }
+    }
+}
+
+void soft_cache_invalidate_lower_half(struct soft_cpu *cpu)
+{
+    struct soft_cache *c = cpu->cache;
+    for (unsigned k = 0; k < c->nblocks; k++) {
+        struct soft_block *b = &c->blocks[k];
+        if (!(b->pc >> 63))
+            b->pc = ~0ull;
+    }
 }
 
 int soft_cache_overlaps(struct soft_cpu *cpu, uint64_t addr, uint64_t len)

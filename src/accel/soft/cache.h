@@ -17,7 +17,18 @@ struct soft_block {
      * blocks without a hash lookup. Valid only while the cache generation is unchanged. */
     uint64_t succ_pc[2];
     struct soft_block *succ[2];
+    uintptr_t host_page; /* host address of the code's page (its physical identity), or 0 */
 };
+
+/* The mode bits a block was decoded under: code size, CPL and, outside long mode, the code
+ * segment's base (blocks are keyed by RIP, an offset into CS). */
+static inline uint32_t soft_block_key(const struct soft_cpu *cpu)
+{
+    uint32_t k = (uint32_t)cpu->mode | ((uint32_t)cpu->cpl << 8);
+    if (cpu->mode != 64)
+        k ^= (uint32_t)(cpu->seg[SOFT_CS].base >> 4) << 10;
+    return k;
+}
 
 /* Allocate the cache of cpu (once, at CPU creation); 0 or -ENOMEM. */
 int soft_cache_create(struct soft_cpu *cpu);
@@ -27,6 +38,11 @@ void soft_cache_flush(struct soft_cpu *cpu);
 /* Increments whenever blocks are dropped; chained successor pointers from an older generation
  * must not be followed. */
 uint64_t soft_cache_generation(const struct soft_cpu *cpu);
+/* Drop the blocks decoded from the page at host address host_page (its code was written).
+ * Chained successor links check the block's pc, which a dropped block no longer matches. */
+void soft_cache_invalidate_host_page(struct soft_cpu *cpu, uintptr_t host_page);
+/* Drop the blocks whose address is in the lower half (user space: a CR3 write). */
+void soft_cache_invalidate_lower_half(struct soft_cpu *cpu);
 /* Whether [addr, addr + len) may hold decoded code. */
 int soft_cache_overlaps(struct soft_cpu *cpu, uint64_t addr, uint64_t len);
 /* The block starting at pc, decoding it if needed; raises the guest fault if its first

@@ -58,6 +58,11 @@ void soft_cpu_flush_tlb(struct soft_cpu *cpu)
         soft_cache_flush(cpu);
 }
 
+void soft_tlb_flush(struct soft_cpu *cpu)
+{
+    tlb_clear(cpu);
+}
+
 void soft_cpu_invalidate_code(struct soft_cpu *cpu, uint64_t addr, uint64_t len)
 {
     /* Blocks are not indexed by page yet: dropping all of them is correct, and rare in user mode
@@ -72,6 +77,7 @@ void soft_raise(struct soft_cpu *cpu, int vector, uint32_t error)
     if (cpu->cur)
         cpu->rip = cpu->cur->next_rip - cpu->cur->len;
     cpu->exc_vector = (uint8_t)vector;
+    cpu->exc_softint = 0;
     cpu->exc_error = error;
     cpu->exit_reason = SOFT_EXIT_EXCEPTION;
     siglongjmp(cpu->fault_jmp, 1);
@@ -96,6 +102,8 @@ void soft_block_end(struct soft_cpu *cpu, const struct soft_insn *i)
         n = b->succ[1];
     else
         return;
+    if (n->pc != pc)
+        return; /* invalidated since it was linked */
     cpu->rip = n->end_rip;
     n->insns->fn(cpu, n->insns);
 }
@@ -112,18 +120,27 @@ void soft_cpu_host_fault(struct soft_cpu *cpu, uint64_t addr)
     soft_raise(cpu, SOFT_EXC_PF, 0x4);
 }
 
-static struct soft_tlb_entry *tlb_refill(struct soft_cpu *cpu, uint64_t addr, int access)
+/* Translate the page of addr for access: 0 with *host for RAM (the TLB entry is cached), 1 with
+ * *gpa for a device page (never cached). Raises the guest's fault. */
+static int translate(struct soft_cpu *cpu, uint64_t addr, int access, uint8_t **host,
+                     uint64_t *gpa)
 {
     struct soft_tlb_entry *e = &cpu->tlb[(addr >> 12) & (SOFT_TLB_SIZE - 1)];
     uint64_t page = addr & ~0xfffull;
     uint64_t tag = access == SOFT_ACC_WRITE ? e->tag_write
                    : access == SOFT_ACC_EXEC ? e->tag_exec : e->tag_read;
-    if (tag == page)
-        return e;
+    if (tag == page) {
+        *host = (uint8_t *)(uintptr_t)(addr + e->addend);
+        return 0;
+    }
     struct soft_tlb_entry ne = {~0ull, ~0ull, ~0ull, 0};
     int r = cpu->ops->tlb_fill(cpu, addr, access, &ne);
     if (r < 0)
         soft_raise(cpu, -r, cpu->exc_error);
+    if (r == 1) {
+        *gpa = ne.addend + (addr & 0xfff);
+        return 1;
+    }
     tag = access == SOFT_ACC_WRITE ? ne.tag_write
           : access == SOFT_ACC_EXEC ? ne.tag_exec : ne.tag_read;
     if (tag != page) {
@@ -131,21 +148,105 @@ static struct soft_tlb_entry *tlb_refill(struct soft_cpu *cpu, uint64_t addr, in
         soft_raise(cpu, SOFT_EXC_PF, access == SOFT_ACC_WRITE ? 0x6 : 0x4);
     }
     *e = ne;
-    return e;
+    *host = (uint8_t *)(uintptr_t)(addr + ne.addend);
+    return 0;
 }
 
 void *soft_mem_slow(struct soft_cpu *cpu, uint64_t addr, unsigned size, int access)
 {
-    struct soft_tlb_entry *e = tlb_refill(cpu, addr, access);
-    uint64_t addend = e->addend;
-    if ((addr & 0xfff) + size > 4096) {
-        struct soft_tlb_entry *e2 = tlb_refill(cpu, (addr | 0xfff) + 1, access);
-        if (e2->addend != addend) {
-            /* Host pages not contiguous (system mode): needs a bounce buffer, next issue. */
-            soft_raise(cpu, SOFT_EXC_GP, 0);
+    uint8_t *h1 = NULL, *h2 = NULL;
+    uint64_t g1 = 0, g2 = 0;
+    unsigned n1 = 4096 - (unsigned)(addr & 0xfff);
+    if (n1 > size)
+        n1 = size;
+    int m1 = translate(cpu, addr, access, &h1, &g1);
+    int m2 = 0;
+    if (n1 < size)
+        m2 = translate(cpu, addr + n1, access, &h2, &g2);
+    if (!m1 && !m2 && (n1 == size || h2 == h1 + n1))
+        return h1;
+    if (access == SOFT_ACC_WRITE || size > sizeof(cpu->bounce)) {
+        /* A read-modify-write form on a device or across two unrelated host pages: the
+         * pointer contract cannot express it. No guest we run does this. */
+        soft_raise(cpu, SOFT_EXC_GP, 0);
+    }
+    if (m1)
+        cpu->ops->mmio_read(cpu, g1, n1, cpu->bounce);
+    else
+        memcpy(cpu->bounce, h1, n1);
+    if (n1 < size) {
+        if (m2)
+            cpu->ops->mmio_read(cpu, g2, size - n1, cpu->bounce + n1);
+        else
+            memcpy(cpu->bounce + n1, h2, size - n1);
+    }
+    return cpu->bounce;
+}
+
+static void mem_copy(struct soft_cpu *cpu, uint64_t addr, uint8_t *buf, unsigned len, bool write)
+{
+    int access = write ? SOFT_ACC_WRITE : SOFT_ACC_READ;
+    uint8_t *h1 = NULL, *h2 = NULL;
+    uint64_t g1 = 0, g2 = 0;
+    unsigned n1 = 4096 - (unsigned)(addr & 0xfff);
+    if (n1 > len)
+        n1 = len;
+    int m1 = translate(cpu, addr, access, &h1, &g1);
+    int m2 = 0;
+    if (n1 < len)
+        m2 = translate(cpu, addr + n1, access, &h2, &g2);
+    for (int part = 0; part < 2; part++) {
+        unsigned off = part ? n1 : 0, n = part ? len - n1 : n1;
+        uint8_t *h = part ? h2 : h1;
+        uint64_t g = part ? g2 : g1;
+        int mmio = part ? m2 : m1;
+        for (unsigned k = 0; k < n; k += mmio ? 8 : n) {
+            unsigned c = mmio ? (n - k < 8 ? n - k : 8) : n;
+            if (mmio && write)
+                cpu->ops->mmio_write(cpu, g + k, c, buf + off + k);
+            else if (mmio)
+                cpu->ops->mmio_read(cpu, g + k, c, buf + off + k);
+            else if (write)
+                memcpy(h + k, buf + off + k, c);
+            else
+                memcpy(buf + off + k, h + k, c);
         }
     }
-    return (void *)(uintptr_t)(addr + addend);
+}
+
+void soft_mem_read_bytes(struct soft_cpu *cpu, uint64_t addr, void *buf, unsigned len)
+{
+    mem_copy(cpu, addr, buf, len, false);
+}
+
+void soft_mem_write_bytes(struct soft_cpu *cpu, uint64_t addr, const void *buf, unsigned len)
+{
+    mem_copy(cpu, addr, (uint8_t *)(uintptr_t)buf, len, true);
+}
+
+void soft_st_slow(struct soft_cpu *cpu, uint64_t addr, unsigned size, uint64_t v)
+{
+    uint8_t buf[8];
+    memcpy(buf, &v, size);
+    uint8_t *h1 = NULL, *h2 = NULL;
+    uint64_t g1 = 0, g2 = 0;
+    unsigned n1 = 4096 - (unsigned)(addr & 0xfff);
+    if (n1 > size)
+        n1 = size;
+    int m1 = translate(cpu, addr, SOFT_ACC_WRITE, &h1, &g1);
+    int m2 = 0;
+    if (n1 < size)
+        m2 = translate(cpu, addr + n1, SOFT_ACC_WRITE, &h2, &g2);
+    if (m1)
+        cpu->ops->mmio_write(cpu, g1, n1, buf);
+    else
+        memcpy(h1, buf, n1);
+    if (n1 < size) {
+        if (m2)
+            cpu->ops->mmio_write(cpu, g2, size - n1, buf + n1);
+        else
+            memcpy(h2, buf + n1, size - n1);
+    }
 }
 
 int soft_cpu_run(struct soft_cpu *cpu)
@@ -162,8 +263,21 @@ int soft_cpu_run(struct soft_cpu *cpu)
     cpu->running = 1;
     struct soft_block *prev = NULL;
     uint64_t gen = soft_cache_generation(cpu);
-    uint32_t key = (uint32_t)cpu->mode | ((uint32_t)cpu->cpl << 8);
     while (cpu->exit_reason == SOFT_EXIT_NONE) {
+        if (__builtin_expect(cpu->system, 0)) {
+            /* Interrupts are taken at block boundaries; an STI or MOV SS ends its block and
+             * leaves a shadow that covers (at least) the next instruction. */
+            int req = __atomic_load_n(&cpu->intr_request, __ATOMIC_ACQUIRE);
+            if ((req & SOFT_INTR_KICK) ||
+                ((req & SOFT_INTR_PENDING) && (cpu->rflags & SOFT_IF) && !cpu->irq_shadow)) {
+                cpu->exit_reason = SOFT_EXIT_IRQ;
+                break;
+            }
+            cpu->irq_shadow = 0;
+        }
+        /* System instructions change the mode or CPL and end their block, so the key is
+         * recomputed for every lookup. */
+        uint32_t key = soft_block_key(cpu);
         struct soft_block *b = NULL;
         uint64_t pc = cpu->rip;
         if (prev) {
@@ -172,7 +286,7 @@ int soft_cpu_run(struct soft_cpu *cpu)
                 b = prev->succ[0];
             else if (prev->succ_pc[1] == pc)
                 b = prev->succ[1];
-            if (b && b->key != key)
+            if (b && (b->key != key || b->pc != pc))
                 b = NULL;
         }
         if (!b) {

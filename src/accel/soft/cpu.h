@@ -23,9 +23,13 @@ enum soft_seg { SOFT_ES, SOFT_CS, SOFT_SS, SOFT_DS, SOFT_FS, SOFT_GS, SOFT_NSEGS
 
 /* Exceptions raised by instructions (vector numbers as the SDM numbers them). */
 enum soft_vector {
-    SOFT_EXC_DE = 0, SOFT_EXC_DB = 1, SOFT_EXC_BP = 3, SOFT_EXC_UD = 6, SOFT_EXC_NM = 7,
+    SOFT_EXC_DE = 0, SOFT_EXC_DB = 1, SOFT_EXC_NMI = 2, SOFT_EXC_BP = 3, SOFT_EXC_UD = 6,
+    SOFT_EXC_NM = 7, SOFT_EXC_DF = 8, SOFT_EXC_TS = 10, SOFT_EXC_NP = 11, SOFT_EXC_SS = 12,
     SOFT_EXC_GP = 13, SOFT_EXC_PF = 14, SOFT_EXC_MF = 16, SOFT_EXC_AC = 17, SOFT_EXC_XM = 19,
 };
+
+#define SOFT_INTR_KICK    1
+#define SOFT_INTR_PENDING 2
 
 /* Why soft_cpu_run() returned. */
 enum soft_exit {
@@ -34,6 +38,17 @@ enum soft_exit {
     SOFT_EXIT_EXCEPTION, /* cpu->exc_vector/exc_error/cr2 say which; RIP is the faulting insn */
     SOFT_EXIT_HLT,
     SOFT_EXIT_STEP,      /* soft_cpu_step() finished its one instruction */
+    SOFT_EXIT_IRQ,       /* system mode: cpu->intr_request asked the owner to look (see below) */
+    SOFT_EXIT_IO,        /* IN/OUT: cpu->io says what; RIP is past the instruction, and an IN
+                            completes with soft_cpu_finish_in() before the next run */
+};
+
+/* A port access waiting for the owner (SOFT_EXIT_IO). */
+struct soft_io {
+    uint16_t port;
+    uint8_t size;  /* 1, 2 or 4 */
+    uint8_t write;
+    uint32_t data; /* OUT: the value written; IN: the owner stores the value read */
 };
 
 /* Lazy flags: the last flag-setting operation and its inputs. SOFT_CC_EFLAGS means cc_res
@@ -107,15 +122,30 @@ struct soft_cache;
 
 /* What the owner of a CPU provides. tlb_fill translates the page holding vaddr for access and
  * fills *entry (tags it does not grant stay -1); it returns 0, or a negative vector number after
- * setting cpu->exc_error/cr2 (the instruction then faults precisely). */
+ * setting cpu->exc_error/cr2 (the instruction then faults precisely), or 1 when the page is not
+ * RAM (system mode): entry->addend is then the page's guest-physical address, nothing is
+ * cached, and the access goes to mmio_read/mmio_write. */
 struct soft_cpu_ops {
     int (*tlb_fill)(struct soft_cpu *cpu, uint64_t vaddr, int access,
                     struct soft_tlb_entry *entry);
+    /* Device accesses (system mode; NULL in user mode): size 1..8 bytes at gpa. */
+    void (*mmio_read)(struct soft_cpu *cpu, uint64_t gpa, unsigned size, void *data);
+    void (*mmio_write)(struct soft_cpu *cpu, uint64_t gpa, unsigned size, const void *data);
+    /* Optional: CPUID from the VMM's model instead of soft_cpuid(). */
+    void (*cpuid)(struct soft_cpu *cpu, uint32_t leaf, uint32_t subleaf, uint32_t out[4]);
+    /* Optional: the guest TSC before cpu->tsc_offset (system mode: the clock the LAPIC uses);
+     * NULL means the host's RDTSC. */
+    uint64_t (*tsc)(struct soft_cpu *cpu);
+    /* Optional (system mode): MSRs the CPU does not keep itself (APIC_BASE, x2APIC,
+     * TSC_DEADLINE...). Return 0 when handled, or -ENOENT so that the access raises #GP. */
+    int (*msr_read)(struct soft_cpu *cpu, uint32_t msr, uint64_t *value);
+    int (*msr_write)(struct soft_cpu *cpu, uint32_t msr, uint64_t value);
 };
 
 /* CPU model: which optional features CPUID advertises and the decoder accepts. */
 struct soft_cpu_model {
     bool cx16, popcnt, lzcnt, bmi1, movbe, sse3, ssse3;
+    bool pdpe1gb; /* 1 GiB pages in the page walk (system mode) */
 };
 
 struct soft_insn;
@@ -134,6 +164,20 @@ struct soft_cpu {
     uint64_t tsc_offset;
     uint64_t star, lstar, cstar, sfmask, kernel_gs_base, tsc_aux;
     uint8_t cpl;
+    uint8_t system;     /* system mode: SYSCALL, INT n and exceptions go through the IDT */
+    uint8_t irq_shadow;
+    /* Set by any thread (atomically): SOFT_INTR_KICK makes the run loop return SOFT_EXIT_IRQ
+     * at the next block boundary; SOFT_INTR_PENDING does so once RFLAGS.IF = 1 and no shadow.
+     * The owner clears what it has dealt with. */
+    int intr_request; /* STI / MOV SS shadow: no interrupt before the next instruction */
+    uint64_t dr[8];
+    uint64_t pat, misc_enable, tsc_adjust;
+    uint64_t mtrr_def, mtrr_fixed[11], mtrr_var[16];
+    struct soft_io io;
+    uint8_t bounce[16]; /* page-crossing and MMIO reads land here */
+    uintptr_t fetch_host_page; /* host address of the page the decoder last fetched from */
+    uint8_t sys_access; /* an implicit supervisor access (descriptor table, TSS, delivery
+                           stack) is in progress: tlb_fill checks supervisor rights */
     uint8_t mode; /* 64, 32 or 16: the default operand/address size of the code segment */
 
     union soft_xmm xmm[16];
@@ -145,6 +189,7 @@ struct soft_cpu {
     /* Result of the last run. */
     int exit_reason;
     uint8_t exc_vector;
+    uint8_t exc_softint; /* INT n / INT3 / INTO: RIP is past it, the gate DPL is checked */
     uint32_t exc_error;
 
     /* Internal execution state. */
@@ -177,12 +222,17 @@ void soft_cpu_set_rflags(struct soft_cpu *cpu, uint64_t rflags);
 
 /* Drop all translations (after the owner changed mappings) and all decoded code. */
 void soft_cpu_flush_tlb(struct soft_cpu *cpu);
+/* Drop all translations but keep decoded code (privilege change, CR3 write, INVLPG). */
+void soft_tlb_flush(struct soft_cpu *cpu);
 /* Forget decoded code in [addr, addr + len): the owner calls it when code pages change. */
 void soft_cpu_invalidate_code(struct soft_cpu *cpu, uint64_t addr, uint64_t len);
 
 /* Called from a host SIGSEGV/SIGBUS handler while cpu->running: turn the host fault into a
  * precise guest #PF at the current instruction. Does not return. */
 void soft_cpu_host_fault(struct soft_cpu *cpu, uint64_t addr) __attribute__((noreturn));
+
+/* Complete an IN after SOFT_EXIT_IO: cpu->io.data goes to AL/AX/EAX. */
+void soft_cpu_finish_in(struct soft_cpu *cpu);
 
 /* CPUID as the CPU model answers it. */
 void soft_cpuid(struct soft_cpu *cpu, uint32_t leaf, uint32_t subleaf, uint32_t out[4]);

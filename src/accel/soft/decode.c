@@ -31,14 +31,23 @@ static uint8_t fetch8(struct dstate *d)
     if (d->fault)
         return 0;
     if (!d->page || (a & ~0xfffull) != d->page_addr) {
-        struct soft_tlb_entry e = {~0ull, ~0ull, ~0ull, 0};
-        int r = d->cpu->ops->tlb_fill(d->cpu, a, SOFT_ACC_EXEC, &e);
-        if (r < 0 || e.tag_exec != (a & ~0xfffull)) {
-            d->fault = r < 0 ? r : -SOFT_EXC_PF;
-            return 0;
+        struct soft_tlb_entry *te = &d->cpu->tlb[(a >> 12) & (SOFT_TLB_SIZE - 1)];
+        struct soft_tlb_entry e = *te;
+        if (e.tag_exec != (a & ~0xfffull)) {
+            /* Not in the TLB for fetches: translate, and keep the result like data misses do
+             * (the owner drops exec tags of pages whose code it must see again). */
+            e = (struct soft_tlb_entry){~0ull, ~0ull, ~0ull, 0};
+            int r = d->cpu->ops->tlb_fill(d->cpu, a, SOFT_ACC_EXEC, &e);
+            if (r < 0 || r == 1 || e.tag_exec != (a & ~0xfffull)) {
+                d->fault = r < 0 ? r : -SOFT_EXC_PF;
+                return 0;
+            }
+            *te = e;
         }
         d->page_addr = a & ~0xfffull;
         d->page = (const uint8_t *)(uintptr_t)(d->page_addr + e.addend);
+        if (!d->cpu->fetch_host_page)
+            d->cpu->fetch_host_page = (uintptr_t)d->page;
     }
     d->pos++;
     return d->page[a & 0xfff];
@@ -160,7 +169,31 @@ static int decode_0f(struct soft_cpu *cpu, struct dstate *d, struct soft_insn *i
     i->op = (uint16_t)(SOFT_OP_0F | b);
     i->osz = (uint8_t)osz;
     switch (b) {
-    case 0x05: i->fn = soft_syscall; return 1;
+    case 0x05: i->fn = cpu->system ? soft_syscall_sys : soft_syscall; return 1;
+    case 0x07: i->fn = soft_sysret; return 1;
+    case 0x06: i->fn = soft_clts; return 0;
+    case 0x08: case 0x09: i->fn = soft_cache_nop; return 0; /* INVD, WBINVD */
+    case 0x00:
+        decode_modrm(d, i, 0);
+        switch (i->sub) {
+        case 0: case 1: i->fn = soft_sldt_str; return 0;
+        case 2: case 3: i->fn = soft_lldt_ltr; return 0;
+        case 4: case 5: i->fn = soft_verr_verw; return 0;
+        default: set_ud(i); return 1;
+        }
+    case 0x20: case 0x21: case 0x22: case 0x23: {
+        /* MOV to/from CRn/DRn: the ModRM always names a register, whatever its mod field. */
+        uint8_t m = fetch8(d);
+        i->reg = (uint8_t)(((m >> 3) & 7) | ((d->rex & 4) << 1));
+        i->rm = (uint8_t)((m & 7) | ((d->rex & 1) << 3));
+        i->mem = 0;
+        static const soft_exec_fn crdr[4] = {soft_mov_from_cr, soft_mov_from_dr, soft_mov_to_cr,
+                                             soft_mov_to_dr};
+        i->fn = crdr[b & 3];
+        return b == 0x22;
+    }
+    case 0x30: i->fn = soft_wrmsr; return 1;
+    case 0x32: i->fn = soft_rdmsr; return 0;
     case 0x0b: set_ud(i); return 1;
     case 0x0d: decode_modrm(d, i, 0); i->fn = soft_nop; return 0; /* PREFETCHW */
     case 0x18: case 0x19: case 0x1a: case 0x1b: case 0x1c: case 0x1d: case 0x1e: case 0x1f:
@@ -173,8 +206,31 @@ static int decode_0f(struct soft_cpu *cpu, struct dstate *d, struct soft_insn *i
             i->fn = soft_rdtscp;
             return 0;
         }
-        set_ud(i); /* descriptor-table and system forms: the system issue */
-        return 1;
+        if (m == 0xf8) {
+            i->fn = soft_swapgs;
+            return 0;
+        }
+        if (!i->mem) {
+            /* Register forms: SMSW/LMSW; MONITOR, XGETBV, CLAC/STAC... are not advertised. */
+            if (i->sub == 4) {
+                i->fn = soft_smsw;
+                return 0;
+            }
+            if (i->sub == 6) {
+                i->fn = soft_lmsw;
+                return 1;
+            }
+            set_ud(i);
+            return 1;
+        }
+        switch (i->sub) {
+        case 0: case 1: i->fn = soft_sgdt_sidt; return 0;
+        case 2: case 3: i->fn = soft_lgdt_lidt; return 0;
+        case 4: i->fn = soft_smsw; return 0;
+        case 6: i->fn = soft_lmsw; return 1;
+        case 7: i->fn = soft_invlpg; return 1;
+        default: set_ud(i); return 1;
+        }
     }
     case 0x31: i->fn = soft_rdtsc; return 0;
     case 0xa2: i->fn = soft_cpuid_insn; return 0;
@@ -439,7 +495,7 @@ static int decode_1(struct soft_cpu *cpu, struct dstate *d, struct soft_insn *i,
         return 0;
     case 0x90:
         if (!(d->rex & 1)) {
-            i->fn = soft_nop; /* NOP and PAUSE */
+            i->fn = i->rep == 2 ? soft_pause : soft_nop; /* F3 90: PAUSE */
             return 0;
         }
         __attribute__((fallthrough)); /* XCHG r8, rAX */
@@ -540,8 +596,31 @@ static int decode_1(struct soft_cpu *cpu, struct dstate *d, struct soft_insn *i,
         i->osz = (uint8_t)osize64(cpu, d);
         i->fn = soft_leave;
         return 0;
-    case 0xcc: i->fn = soft_int3; return 1;
-    case 0xcd: i->imm = fetch(d, 1); i->fn = soft_int_n; return 1;
+    case 0xcc: i->fn = cpu->system ? soft_int_sys : soft_int3; return 1;
+    case 0xcd: i->imm = fetch(d, 1); i->fn = cpu->system ? soft_int_sys : soft_int_n; return 1;
+    case 0xce:
+        if (cpu->mode == 64 || !cpu->system)
+            break;
+        i->fn = soft_int_sys;
+        return 1;
+    case 0xcf: i->fn = soft_iret; return 1;
+    case 0xca: case 0xcb:
+        i->imm = b == 0xca ? fetch(d, 2) : 0;
+        i->fn = soft_retf;
+        return 1;
+    case 0x9a: case 0xea:
+        if (cpu->mode == 64)
+            break;
+        i->imm = fetch(d, osz);
+        i->imm2 = (uint16_t)fetch(d, 2);
+        i->fn = soft_far_direct;
+        return 1;
+    case 0x8e:
+        decode_modrm(d, i, 0);
+        if (i->sub == SOFT_CS || i->sub >= SOFT_NSEGS)
+            break;
+        i->fn = soft_mov_sreg_rm;
+        return 1;
     case 0xd7:
         if (i->seg == 0xff)
             i->seg = SOFT_DS;
@@ -565,10 +644,13 @@ static int decode_1(struct soft_cpu *cpu, struct dstate *d, struct soft_insn *i,
         i->imm = fetch_simm(d, 1);
         i->fn = soft_jrcxz;
         return 1;
-    case 0xe4 ... 0xe7: case 0xec ... 0xef: case 0x6c ... 0x6f:
-        if (b >= 0xe4 && b <= 0xe7)
-            fetch(d, 1);
-        i->fn = soft_gp; /* port I/O: the system issue routes it to the device bus */
+    case 0xe4 ... 0xe7: case 0xec ... 0xef:
+        if (b <= 0xe7)
+            i->imm = fetch(d, 1);
+        i->fn = soft_port_io;
+        return 1;
+    case 0x6c ... 0x6f:
+        i->fn = soft_gp; /* INS/OUTS are not implemented yet */
         return 1;
     case 0xe8:
         i->osz = (uint8_t)osize64(cpu, d);
@@ -584,7 +666,7 @@ static int decode_1(struct soft_cpu *cpu, struct dstate *d, struct soft_insn *i,
     case 0xf5: case 0xf8: case 0xf9: case 0xfc: case 0xfd:
         i->fn = soft_flagop;
         return 0;
-    case 0xfa: case 0xfb: i->fn = soft_gp; return 1;
+    case 0xfa: case 0xfb: i->fn = soft_cli_sti; return 1;
     case 0xf6: case 0xf7:
         decode_modrm(d, i, b == 0xf6);
         if (b == 0xf6)
@@ -616,6 +698,11 @@ static int decode_1(struct soft_cpu *cpu, struct dstate *d, struct soft_insn *i,
         case 0: case 1: i->fn = soft_incdec_rm; return 0;
         case 2: i->osz = (uint8_t)(cpu->mode == 64 ? 8 : osz); i->fn = soft_call_rm; return 1;
         case 4: i->osz = (uint8_t)(cpu->mode == 64 ? 8 : osz); i->fn = soft_jmp_rm; return 1;
+        case 3: case 5:
+            if (!i->mem)
+                break;
+            i->fn = soft_far_indirect;
+            return 1;
         case 6: i->osz = (uint8_t)osize64(cpu, d); i->fn = soft_push_rm; return 0;
         default: break;
         }
@@ -629,7 +716,9 @@ static int decode_1(struct soft_cpu *cpu, struct dstate *d, struct soft_insn *i,
 
 int soft_decode(struct soft_cpu *cpu, uint64_t rip, struct soft_insn *i)
 {
-    struct dstate d = {.cpu = cpu, .start = rip};
+    /* Bytes come from CS.base + RIP (the base is 0 in long mode); RIP stays an offset. */
+    struct dstate d = {.cpu = cpu,
+                       .start = rip + (cpu->mode == 64 ? 0 : cpu->seg[SOFT_CS].base)};
     memset(i, 0, sizeof(*i));
     i->seg = 0xff;
     i->base = i->index = SOFT_RZERO;

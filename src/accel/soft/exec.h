@@ -138,4 +138,35 @@ int soft_sse_has_imm8(unsigned op);
 int soft_x87_select(struct soft_insn *i, uint8_t modrm);
 SOFT_DECL(soft_fwait);
 
+/* exec_sys.c: system instructions (control registers, descriptor tables, MSRs, I/O, segment
+ * loads and far transfers, SYSCALL/SYSRET in system mode). */
+SOFT_DECL(soft_pause); /* exec_mov.c */
+SOFT_DECL(soft_mov_from_cr);
+SOFT_DECL(soft_mov_to_cr);
+SOFT_DECL(soft_mov_from_dr);
+SOFT_DECL(soft_mov_to_dr);
+SOFT_DECL(soft_clts);
+SOFT_DECL(soft_smsw);
+SOFT_DECL(soft_lmsw);
+SOFT_DECL(soft_invlpg);
+SOFT_DECL(soft_cache_nop);
+SOFT_DECL(soft_sgdt_sidt);
+SOFT_DECL(soft_lgdt_lidt);
+SOFT_DECL(soft_sldt_str);
+SOFT_DECL(soft_lldt_ltr);
+SOFT_DECL(soft_verr_verw);
+SOFT_DECL(soft_rdmsr);
+SOFT_DECL(soft_wrmsr);
+SOFT_DECL(soft_cli_sti);
+SOFT_DECL(soft_port_io);
+SOFT_DECL(soft_syscall_sys);
+SOFT_DECL(soft_sysret);
+SOFT_DECL(soft_swapgs);
+SOFT_DECL(soft_int_sys);
+SOFT_DECL(soft_mov_sreg_rm);
+SOFT_DECL(soft_far_direct);
+SOFT_DECL(soft_far_indirect);
+SOFT_DECL(soft_retf);
+SOFT_DECL(soft_iret);
+
 #endif

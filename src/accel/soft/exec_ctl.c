@@ -78,7 +78,10 @@ SOFT_HANDLER(soft_cpuid_insn)
 {
     (void)i;
     uint32_t out[4];
-    soft_cpuid(cpu, (uint32_t)cpu->regs[SOFT_RAX], (uint32_t)cpu->regs[SOFT_RCX], out);
+    if (cpu->ops->cpuid)
+        cpu->ops->cpuid(cpu, (uint32_t)cpu->regs[SOFT_RAX], (uint32_t)cpu->regs[SOFT_RCX], out);
+    else
+        soft_cpuid(cpu, (uint32_t)cpu->regs[SOFT_RAX], (uint32_t)cpu->regs[SOFT_RCX], out);
     cpu->regs[SOFT_RAX] = out[0];
     cpu->regs[SOFT_RBX] = out[1];
     cpu->regs[SOFT_RCX] = out[2];
@@ -88,7 +91,7 @@ SOFT_HANDLER(soft_cpuid_insn)
 SOFT_HANDLER(soft_rdtsc)
 {
     (void)i;
-    uint64_t t = __builtin_ia32_rdtsc() + cpu->tsc_offset;
+    uint64_t t = (cpu->ops->tsc ? cpu->ops->tsc(cpu) : __builtin_ia32_rdtsc()) + cpu->tsc_offset;
     cpu->regs[SOFT_RAX] = (uint32_t)t;
     cpu->regs[SOFT_RDX] = t >> 32;
 }

@@ -180,6 +180,15 @@ SOFT_HANDLER(soft_enter)
     cpu->regs[SOFT_RSP] = cpu->mode == 64 ? sp : (uint32_t)sp;
 }
 
+/* PAUSE: a spin-wait hint. The host's own PAUSE gives a spinning guest about the delay a real
+ * CPU has and lets the sibling thread (another vCPU, the I/O thread) run; spin-count timeouts
+ * in guests then last about as long as on hardware. */
+SOFT_HANDLER(soft_pause)
+{
+    for (int k = 0; k < 4; k++)
+        __builtin_ia32_pause();
+}
+
 SOFT_HANDLER(soft_nop)
 {
     (void)cpu;

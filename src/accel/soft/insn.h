@@ -99,8 +99,17 @@ static inline void soft_set(struct soft_cpu *cpu, unsigned r, unsigned osz, uint
 
 /* --- memory ------------------------------------------------------------------------------- */
 
-/* Slow path of soft_mem: fills the TLB, handles page-crossing accesses; raises on faults. */
+/* Slow path of soft_mem: fills the TLB, handles page-crossing accesses; raises on faults.
+ * Reads that cross into another host page or hit MMIO come back in cpu->bounce. */
 void *soft_mem_slow(struct soft_cpu *cpu, uint64_t addr, unsigned size, int access);
+/* Slow path of soft_st: a store that crosses pages or reaches a device (both pages are checked
+ * before any byte is written). */
+void soft_st_slow(struct soft_cpu *cpu, uint64_t addr, unsigned size, uint64_t v);
+/* Copies of up to 4 KiB between guest linear memory and buf for wide operands (SSE stores,
+ * FXSAVE/FXRSTOR, x87 environments): pages may be non-adjacent on the host or devices; both
+ * pages are checked before any byte moves. */
+void soft_mem_read_bytes(struct soft_cpu *cpu, uint64_t addr, void *buf, unsigned len);
+void soft_mem_write_bytes(struct soft_cpu *cpu, uint64_t addr, const void *buf, unsigned len);
 
 static inline void *soft_mem(struct soft_cpu *cpu, uint64_t addr, unsigned size, int access)
 {
@@ -124,7 +133,12 @@ static inline uint64_t soft_ld(struct soft_cpu *cpu, uint64_t addr, unsigned osz
 
 static inline void soft_st(struct soft_cpu *cpu, uint64_t addr, unsigned osz, uint64_t v)
 {
-    void *p = soft_mem(cpu, addr, osz, SOFT_ACC_WRITE);
+    struct soft_tlb_entry *e = &cpu->tlb[(addr >> 12) & (SOFT_TLB_SIZE - 1)];
+    if (__builtin_expect(e->tag_write != (addr & ~0xfffull) || (addr & 0xfff) + osz > 4096, 0)) {
+        soft_st_slow(cpu, addr, osz, v);
+        return;
+    }
+    void *p = (void *)(uintptr_t)(addr + e->addend);
     switch (osz) {
     case 1: *(uint8_t *)p = (uint8_t)v; break;
     case 2: { uint16_t x = (uint16_t)v; memcpy(p, &x, 2); break; }

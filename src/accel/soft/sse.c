@@ -45,7 +45,12 @@ static __m128i load128(struct soft_cpu *cpu, uint64_t a)
 
 static void store128(struct soft_cpu *cpu, uint64_t a, __m128i v)
 {
-    _mm_storeu_si128((__m128i *)soft_mem(cpu, a, 16, SOFT_ACC_WRITE), v);
+    struct soft_tlb_entry *e = &cpu->tlb[(a >> 12) & (SOFT_TLB_SIZE - 1)];
+    if (e->tag_write == (a & ~0xfffull) && (a & 0xfff) <= 4096 - 16) {
+        _mm_storeu_si128((__m128i *)(uintptr_t)(a + e->addend), v);
+        return;
+    }
+    soft_mem_write_bytes(cpu, a, &v, 16);
 }
 
 /* The source operand of a binary form, by its memory class. */
@@ -547,7 +552,6 @@ static void mxcsr_write(struct soft_cpu *cpu, uint32_t v)
 
 static void fxsave(struct soft_cpu *cpu, uint64_t a, int rexw)
 {
-    uint8_t *p = soft_mem(cpu, a, 512, SOFT_ACC_WRITE);
     uint8_t img[512];
     memset(img, 0, sizeof(img));
     soft_x87_save_env(cpu, img, rexw);
@@ -556,12 +560,13 @@ static void fxsave(struct soft_cpu *cpu, uint64_t a, int rexw)
     memcpy(img + 28, &mask, 4);
     for (unsigned k = 0; k < 16; k++)
         memcpy(img + 160 + 16 * k, cpu->xmm[k].b, 16);
-    memcpy(p, img, 512);
+    soft_mem_write_bytes(cpu, a, img, 512);
 }
 
 static void fxrstor(struct soft_cpu *cpu, uint64_t a, int rexw)
 {
-    const uint8_t *p = soft_mem(cpu, a, 512, SOFT_ACC_READ);
+    uint8_t p[512];
+    soft_mem_read_bytes(cpu, a, p, 512);
     uint32_t mx;
     memcpy(&mx, p + 24, 4);
     if (mx & 0xffff0040u)

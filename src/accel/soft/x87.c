@@ -117,7 +117,7 @@ static long double load_fp(struct soft_cpu *cpu, uint64_t a, unsigned size)
         return d;
     }
     long double x = 0;
-    memcpy(&x, soft_mem(cpu, a, 10, SOFT_ACC_READ), 10);
+    soft_mem_read_bytes(cpu, a, &x, 10);
     return x;
 }
 
@@ -134,7 +134,7 @@ static void store_fp(struct soft_cpu *cpu, uint64_t a, unsigned size, long doubl
         memcpy(&v, &d, 8);
         soft_st(cpu, a, 8, v);
     } else {
-        memcpy(soft_mem(cpu, a, 10, SOFT_ACC_WRITE), &x, 10);
+        soft_mem_write_bytes(cpu, a, &x, 10);
     }
 }
 
@@ -167,13 +167,13 @@ static void store_env(struct soft_cpu *cpu, uint64_t a)
     uint32_t env[7] = {cpu->fpu.fcw | 0xffff0000u, fsw_full(cpu) | 0xffff0000u,
                        cpu->fpu.ftw | 0xffff0000u, (uint32_t)cpu->fpu.fip,
                        (uint32_t)cpu->fpu.fop << 16, (uint32_t)cpu->fpu.fdp, 0xffff0000u};
-    memcpy(soft_mem(cpu, a, 28, SOFT_ACC_WRITE), env, 28);
+    soft_mem_write_bytes(cpu, a, env, 28);
 }
 
 static void load_env(struct soft_cpu *cpu, uint64_t a)
 {
     uint32_t env[7];
-    memcpy(env, soft_mem(cpu, a, 28, SOFT_ACC_READ), 28);
+    soft_mem_read_bytes(cpu, a, env, 28);
     cpu->fpu.fcw = (uint16_t)env[0];
     cpu->fpu.fsw = (uint16_t)env[1] & ~0x3800u;
     cpu->fpu.top = (env[1] >> 11) & 7;

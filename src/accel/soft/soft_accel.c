@@ -1,0 +1,881 @@
+/* The software accelerator: struct accel_ops over the interpreter (cpu.c), its MMU (mmu.c),
+ * exception delivery (excp.c) and the userspace interrupt controllers (irq.c, lapic.c).
+ *
+ * Threads: each vCPU thread runs its soft_cpu; a per-VM timer thread ticks the PIT and every
+ * LAPIC timer and kicks vCPUs whose LAPIC got something to deliver. A halted vCPU sleeps on its
+ * condition variable until kicked. Port I/O leaves vcpu_run as VCPU_EXIT_IO for the generic loop;
+ * MMIO is dispatched on the vCPU thread during the instruction (its own LAPIC page, then the
+ * VM's MMIO bus), so the bus stays the only way to devices. */
+#include "accel/soft/soft_accel.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "accel/soft/cache.h"
+#include "accel/soft/cpu.h"
+#include "accel/soft/excp.h"
+#include "accel/soft/irq.h"
+#include "accel/soft/lapic.h"
+#include "accel/soft/mmu.h"
+#include "arch/x86/cpuid.h"
+#include "arch/x86/msr.h"
+#include "devices/bus.h"
+#include "util/log.h"
+#include "vmm/vcpu.h"
+#include "vmm/vm.h"
+
+#define SOFT_MAX_SLOTS SOFT_PHYS_MAX_REGIONS
+/* The timer thread sleeps at most this long, so that a deadline the guest just programmed is
+ * seen without a wake-up protocol between LAPIC writes and the thread. */
+#define TIMER_MAX_SLEEP_NS 1000000ull
+
+struct soft_vm {
+    struct soft_phys phys;
+    uint64_t *dirty[SOFT_MAX_SLOTS]; /* one bit per 4 KiB page written */
+    uint64_t *code[SOFT_MAX_SLOTS];  /* one bit per 4 KiB page that decoded blocks came from */
+    struct soft_irq *irq;
+    struct cpuid_table supported;
+    uint32_t tsc_khz;
+    struct vm *vm;
+    pthread_t timer;
+    bool timer_started;
+    volatile bool timer_stop;
+};
+
+struct soft_vcpu {
+    struct soft_cpu cpu;
+    struct vcpu *vcpu;
+    struct soft_vm *svm;
+    struct lapic *lapic;
+    struct cpuid_table cpuid;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    bool halted;
+    bool wait_sipi;      /* an AP before its start-up IPI */
+    int sipi_vector;     /* -1 or the vector of a start-up IPI not yet acted on */
+    bool init_pending;   /* INIT received: reset and wait for SIPI */
+    bool vmm_kick;       /* vcpu_kick: return VCPU_EXIT_INTR */
+    bool in_pending;     /* an IN waits for its data in iobuf */
+    bool flush_req;      /* drop TLB and decoded blocks before running again (another vCPU
+                            wrote code, or the dirty log was collected) */
+    uint64_t last_cr8;
+    int64_t lapic_tsc_offset;
+    uint8_t iobuf[8];
+};
+
+static struct soft_vm *svm_of(struct vm *vm) { return vm->accel_data; }
+static struct soft_vcpu *sv_of(struct vcpu *vcpu) { return vcpu->accel_data; }
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void wake_vcpu(struct soft_vcpu *sv)
+{
+    __atomic_or_fetch(&sv->cpu.intr_request, SOFT_INTR_KICK, __ATOMIC_RELEASE);
+    pthread_mutex_lock(&sv->lock);
+    pthread_cond_signal(&sv->wake);
+    pthread_mutex_unlock(&sv->lock);
+}
+
+/* --- APIC bus callbacks (any thread) ------------------------------------------------------ */
+
+static void bus_kick(void *opaque, unsigned cpu)
+{
+    struct vm *vm = opaque;
+    if (cpu < vm->ncpus && vm->vcpus[cpu].accel_data)
+        wake_vcpu(sv_of(&vm->vcpus[cpu]));
+}
+
+static void bus_on_init(void *opaque, unsigned cpu)
+{
+    struct vm *vm = opaque;
+    if (cpu >= vm->ncpus || !vm->vcpus[cpu].accel_data)
+        return;
+    struct soft_vcpu *sv = sv_of(&vm->vcpus[cpu]);
+    __atomic_store_n(&sv->init_pending, true, __ATOMIC_RELEASE);
+    wake_vcpu(sv);
+}
+
+static void bus_on_sipi(void *opaque, unsigned cpu, uint8_t vector)
+{
+    struct vm *vm = opaque;
+    if (cpu >= vm->ncpus || !vm->vcpus[cpu].accel_data)
+        return;
+    struct soft_vcpu *sv = sv_of(&vm->vcpus[cpu]);
+    __atomic_store_n(&sv->sipi_vector, vector, __ATOMIC_RELEASE);
+    wake_vcpu(sv);
+}
+
+/* --- the machine timer thread -------------------------------------------------------------- */
+
+static void *timer_thread(void *arg)
+{
+    struct soft_vm *s = arg;
+    struct vm *vm = s->vm;
+    pthread_setname_np(pthread_self(), "soft-timer");
+    while (!s->timer_stop) {
+        uint64_t now = now_ns();
+        soft_irq_tick(s->irq, now);
+        uint64_t next = soft_irq_next_deadline_ns(s->irq);
+        for (unsigned i = 0; i < vm->ncpus; i++) {
+            struct lapic *l = apic_bus_lapic(&s->irq->apic, i);
+            if (!l)
+                continue;
+            if (lapic_tick(l, now) && vm->vcpus[i].accel_data)
+                wake_vcpu(sv_of(&vm->vcpus[i]));
+            uint64_t d = lapic_next_deadline_ns(l);
+            if (d < next)
+                next = d;
+        }
+        uint64_t until = now + TIMER_MAX_SLEEP_NS;
+        if (next < until)
+            until = next;
+        now = now_ns();
+        if (until > now) {
+            struct timespec ts = {(time_t)((until - now) / 1000000000ull),
+                                  (long)((until - now) % 1000000000ull)};
+            nanosleep(&ts, NULL);
+        }
+    }
+    return NULL;
+}
+
+/* --- CPU callbacks ------------------------------------------------------------------------- */
+
+/* The bitmap word and bit of gpa's page in bitmaps (one per RAM slot), or NULL. */
+static uint64_t *page_bit(struct soft_vm *s, uint64_t *const *maps, uint64_t gpa, uint64_t *bit)
+{
+    for (unsigned k = 0; k < s->phys.n; k++) {
+        const struct soft_ram_region *r = &s->phys.region[k];
+        if (gpa >= r->gpa && gpa - r->gpa < r->size && maps[k]) {
+            uint64_t pfn = (gpa - r->gpa) >> 12;
+            *bit = 1ull << (pfn % 64);
+            return &maps[k][pfn / 64];
+        }
+    }
+    return NULL;
+}
+
+/* Every vCPU drops its TLB and decoded blocks before its next block (code changed under it). */
+static void request_flush_all(struct soft_vm *s)
+{
+    struct vm *vm = s->vm;
+    for (unsigned i = 0; i < vm->ncpus; i++) {
+        struct soft_vcpu *o = vm->vcpus[i].accel_data;
+        if (o) {
+            __atomic_store_n(&o->flush_req, true, __ATOMIC_RELEASE);
+            __atomic_or_fetch(&o->cpu.intr_request, SOFT_INTR_KICK, __ATOMIC_RELEASE);
+        }
+    }
+}
+
+/* Other vCPUs drop their TLBs (a page became code: their write tags must go). */
+static void request_flush_tlbs(struct soft_vm *s, struct soft_vcpu *self)
+{
+    struct vm *vm = s->vm;
+    for (unsigned i = 0; i < vm->ncpus; i++) {
+        struct soft_vcpu *o = vm->vcpus[i].accel_data;
+        if (o && o != self && vm->ncpus > 1) {
+            __atomic_store_n(&o->flush_req, true, __ATOMIC_RELEASE);
+            __atomic_or_fetch(&o->cpu.intr_request, SOFT_INTR_KICK, __ATOMIC_RELEASE);
+        }
+    }
+}
+
+/* Forget write permission for every TLB entry that reaches host page host. */
+static void drop_write_tags(struct soft_cpu *cpu, const uint8_t *host)
+{
+    for (unsigned k = 0; k < SOFT_TLB_SIZE; k++) {
+        struct soft_tlb_entry *t = &cpu->tlb[k];
+        if (t->tag_write != ~0ull && t->tag_write + t->addend == (uint64_t)(uintptr_t)host)
+            t->tag_write = ~0ull;
+    }
+}
+
+/* Forget fetch permission likewise: the next decode from the page fills again and marks it as
+ * holding code again. */
+static void drop_exec_tags(struct soft_cpu *cpu, const uint8_t *host)
+{
+    for (unsigned k = 0; k < SOFT_TLB_SIZE; k++) {
+        struct soft_tlb_entry *t = &cpu->tlb[k];
+        if (t->tag_exec != ~0ull && t->tag_exec + t->addend == (uint64_t)(uintptr_t)host)
+            t->tag_exec = ~0ull;
+    }
+}
+
+static int cpu_tlb_fill(struct soft_cpu *cpu, uint64_t vaddr, int access,
+                        struct soft_tlb_entry *e)
+{
+    struct soft_vcpu *sv = cpu->opaque;
+    struct soft_vm *s = sv->svm;
+    uint64_t va = vaddr;
+    if (!(cpu->efer & SOFT_EFER_LMA)) {
+        va = (uint32_t)va;
+    } else if ((uint64_t)((int64_t)(va << 16) >> 16) != va) {
+        cpu->exc_error = 0;
+        return -SOFT_EXC_GP; /* non-canonical: #GP(0), not a page fault */
+    }
+    bool user = cpu->cpl == 3 && !cpu->sys_access;
+    struct soft_walk w;
+    uint32_t err;
+    int r = soft_mmu_walk(cpu, &s->phys, va, access, user, &w, &err);
+    if (r < 0) {
+        cpu->cr2 = vaddr;
+        cpu->exc_error = err;
+        return r;
+    }
+    uint64_t gpage = w.gpa & ~0xfffull;
+    uint64_t vpage = vaddr & ~0xfffull;
+    uint8_t *host = soft_phys_ptr(&s->phys, gpage, 4096);
+    uint64_t apic = lapic_mmio_base(sv->lapic);
+    if (!host || gpage == apic) {
+        e->addend = gpage;
+        return 1;
+    }
+    e->addend = (uint64_t)(uintptr_t)host - vpage;
+    e->tag_read = vpage;
+    if (w.exec)
+        e->tag_exec = vpage;
+    uint64_t bit;
+    uint64_t *code = page_bit(s, s->code, gpage, &bit);
+    if (access == SOFT_ACC_EXEC && code && !(__atomic_load_n(code, __ATOMIC_ACQUIRE) & bit)) {
+        /* The page now holds decoded code: writes to it must come back here, so no TLB may
+         * keep a write tag for it. */
+        __atomic_or_fetch(code, bit, __ATOMIC_ACQ_REL);
+        drop_write_tags(cpu, host);
+        request_flush_tlbs(s, sv);
+    }
+    if (access == SOFT_ACC_WRITE) {
+        uint64_t *dirty = page_bit(s, s->dirty, gpage, &bit);
+        if (dirty)
+            __atomic_or_fetch(dirty, bit, __ATOMIC_RELAXED);
+        code = page_bit(s, s->code, gpage, &bit);
+        if (code && (__atomic_fetch_and(code, ~bit, __ATOMIC_ACQ_REL) & bit)) {
+            /* Self- or cross-modifying code: blocks are keyed by virtual address and the page
+             * may be mapped at several, so every vCPU drops all its blocks. */
+            soft_cache_invalidate_host_page(cpu, (uintptr_t)host);
+            drop_exec_tags(cpu, host);
+            cpu->chain_budget = 1;
+            if (s->vm->ncpus > 1)
+                request_flush_all(s);
+        }
+        /* Writes are granted once the walk has set D; the page is in the dirty log. */
+        if (w.write && w.dirty)
+            e->tag_write = vpage;
+    }
+    return 0;
+}
+
+static void cpu_mmio_read(struct soft_cpu *cpu, uint64_t gpa, unsigned size, void *data)
+{
+    struct soft_vcpu *sv = cpu->opaque;
+    uint64_t v = 0;
+    uint64_t apic = lapic_mmio_base(sv->lapic);
+    if ((gpa & ~0xfffull) == apic)
+        v = lapic_mmio_read(sv->lapic, gpa & 0xfff, size);
+    else if (!bus_read(&sv->vcpu->vm->mmio, gpa, size, &v))
+        v = ~0ull; /* nothing there: the bus floats high */
+    memcpy(data, &v, size);
+}
+
+static void cpu_mmio_write(struct soft_cpu *cpu, uint64_t gpa, unsigned size, const void *data)
+{
+    struct soft_vcpu *sv = cpu->opaque;
+    uint64_t v = 0;
+    memcpy(&v, data, size);
+    uint64_t apic = lapic_mmio_base(sv->lapic);
+    if ((gpa & ~0xfffull) == apic) {
+        lapic_mmio_write(sv->lapic, gpa & 0xfff, v, size);
+        cpu->chain_budget = 1; /* an EOI or TPR write may make an interrupt deliverable */
+    } else {
+        bus_write(&sv->vcpu->vm->mmio, gpa, size, v);
+    }
+}
+
+static int cpu_msr_read(struct soft_cpu *cpu, uint32_t msr, uint64_t *value)
+{
+    struct soft_vcpu *sv = cpu->opaque;
+    int r = lapic_msr_read(sv->lapic, msr, value);
+    return r == 0 ? 0 : -ENOENT;
+}
+
+static int cpu_msr_write(struct soft_cpu *cpu, uint32_t msr, uint64_t value)
+{
+    struct soft_vcpu *sv = cpu->opaque;
+    int r = lapic_msr_write(sv->lapic, msr, value);
+    cpu->chain_budget = 1;
+    return r == 0 ? 0 : -ENOENT;
+}
+
+static void cpu_cpuid(struct soft_cpu *cpu, uint32_t leaf, uint32_t subleaf, uint32_t out[4])
+{
+    struct soft_vcpu *sv = cpu->opaque;
+    const struct cpuid_entry *e = cpuid_find(&sv->cpuid, leaf, subleaf);
+    if (!e) {
+        memset(out, 0, 4 * sizeof(uint32_t));
+        return;
+    }
+    out[0] = e->eax;
+    out[1] = e->ebx;
+    out[2] = e->ecx;
+    out[3] = e->edx;
+    if (leaf == 1 && (cpu->cr4 & (1u << 18)))
+        out[2] |= 1u << 27; /* OSXSAVE mirrors CR4 (never set: XSAVE is not advertised) */
+}
+
+static uint64_t cpu_tsc(struct soft_cpu *cpu)
+{
+    struct soft_vcpu *sv = cpu->opaque;
+    return soft_tsc_from_ns(sv->svm->tsc_khz, now_ns());
+}
+
+static const struct soft_cpu_ops soft_sys_ops = {
+    .tlb_fill = cpu_tlb_fill,
+    .mmio_read = cpu_mmio_read,
+    .mmio_write = cpu_mmio_write,
+    .msr_read = cpu_msr_read,
+    .msr_write = cpu_msr_write,
+    .cpuid = cpu_cpuid,
+    .tsc = cpu_tsc,
+};
+
+/* --- VM ------------------------------------------------------------------------------------ */
+
+/* What the interpreter implements, as a "supported" CPUID table for cpuid_build(). */
+static void soft_supported_cpuid(struct soft_cpu *cpu, struct cpuid_table *t)
+{
+    static const uint32_t leaves[] = {0, 1, 0x80000000, 0x80000001, 0x80000002, 0x80000003,
+                                      0x80000004, 0x80000008};
+    memset(t, 0, sizeof(*t));
+    for (unsigned k = 0; k < sizeof(leaves) / sizeof(leaves[0]); k++) {
+        uint32_t o[4];
+        soft_cpuid(cpu, leaves[k], 0, o);
+        struct cpuid_entry *e = &t->entries[t->count++];
+        *e = (struct cpuid_entry){.function = leaves[k], .eax = o[0], .ebx = o[1], .ecx = o[2],
+                                  .edx = o[3]};
+        /* Capped at 0xb: leaves the interpreter does not answer (XSAVE in 0xd) stay out. Raising
+         * it to 0x16 (TSC frequency leaves) let one-vCPU boots skip PIT calibration but made the
+         * 2- and 4-vCPU boots hit soft lockups with the guest clock far ahead: not understood
+         * yet, see docs/soft-cpu.md. */
+        if (leaves[k] == 0 && e->eax > 0xb)
+            e->eax = 0xb;
+        if (leaves[k] == 1) {
+            /* System features: PSE, TSC, MSR, PAE, CX8, APIC, MTRR, PGE, PAT, CLFLUSH... */
+            e->edx |= (1u << 3) | (1u << 4) | (1u << 5) | (1u << 6) | (1u << 8) | (1u << 9) |
+                      (1u << 12) | (1u << 13) | (1u << 16) | (1u << 19) | (1u << 23);
+            e->ecx |= CPUID_1_ECX_X2APIC | CPUID_1_ECX_TSC_DEADLINE;
+        }
+        if (leaves[k] == 0x80000001)
+            e->edx |= (1u << 11) | (1u << 20) | (1u << 27) | (1u << 29);
+    }
+    struct cpuid_entry *e7 = &t->entries[t->count++];
+    *e7 = (struct cpuid_entry){.function = 7, .flags = CPUID_F_SIGNIFICANT_INDEX};
+    uint32_t o[4];
+    soft_cpuid(cpu, 7, 0, o);
+    /* TSC_ADJUST is implemented as an MSR but not advertised: advertised, Linux's TSC sync
+     * check measured the interpreter's slow cross-CPU handshake as a TSC warp and wrote large
+     * adjustments (guest clock hours ahead). */
+    e7->ebx = o[1];
+}
+
+static int soft_vm_init(struct vm *vm, char *why, unsigned why_len)
+{
+    struct soft_vm *s = calloc(1, sizeof(*s));
+    if (!s) {
+        snprintf(why, why_len, "soft: out of memory");
+        return -ENOMEM;
+    }
+    s->vm = vm;
+    s->tsc_khz = SOFT_TSC_KHZ_DEFAULT;
+    vm->accel_data = s;
+    return 0;
+}
+
+static void soft_vm_destroy(struct vm *vm)
+{
+    struct soft_vm *s = svm_of(vm);
+    if (!s)
+        return;
+    if (s->timer_started) {
+        s->timer_stop = true;
+        pthread_join(s->timer, NULL);
+    }
+    /* s->irq stays: the buses still point at it (see machine_irqs). */
+    for (unsigned k = 0; k < SOFT_MAX_SLOTS; k++) {
+        free(s->dirty[k]);
+        free(s->code[k]);
+    }
+    free(s);
+    vm->accel_data = NULL;
+}
+
+/* The buses have no way to unregister a device, and a reboot rebuilds the accelerator's VM but
+ * not the buses: the interrupt controllers registered on them therefore live as long as the
+ * machine, and a reboot resets them instead of creating new ones. */
+#define SOFT_MAX_MACHINES 8
+static struct {
+    struct vm *vm;
+    struct soft_irq *irq;
+} machine_irqs[SOFT_MAX_MACHINES];
+static pthread_mutex_t machine_irqs_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static struct soft_irq *machine_irq_find(struct vm *vm)
+{
+    struct soft_irq *irq = NULL;
+    pthread_mutex_lock(&machine_irqs_lock);
+    for (unsigned k = 0; k < SOFT_MAX_MACHINES; k++)
+        if (machine_irqs[k].vm == vm)
+            irq = machine_irqs[k].irq;
+    pthread_mutex_unlock(&machine_irqs_lock);
+    return irq;
+}
+
+static int machine_irq_add(struct vm *vm, struct soft_irq *irq)
+{
+    int rc = -ENOSPC;
+    pthread_mutex_lock(&machine_irqs_lock);
+    for (unsigned k = 0; k < SOFT_MAX_MACHINES && rc; k++) {
+        if (!machine_irqs[k].vm) {
+            machine_irqs[k].vm = vm;
+            machine_irqs[k].irq = irq;
+            rc = 0;
+        }
+    }
+    pthread_mutex_unlock(&machine_irqs_lock);
+    return rc;
+}
+
+static int soft_irqchip_init(struct vm *vm, char *why, unsigned why_len)
+{
+    struct soft_vm *s = svm_of(vm);
+    s->irq = machine_irq_find(vm);
+    if (s->irq) {
+        soft_irq_reset(s->irq); /* a reboot: the same controllers, back to power-on state */
+        goto start_timer;
+    }
+    struct soft_irq_config cfg = {
+        .ncpus = vm->ncpus, .tsc_khz = s->tsc_khz, .kick = bus_kick, .on_init = bus_on_init,
+        .on_sipi = bus_on_sipi, .opaque = vm,
+    };
+    s->irq = soft_irq_create(&cfg);
+    if (!s->irq) {
+        int err = errno ? errno : ENOMEM;
+        snprintf(why, why_len, "soft: cannot create the interrupt controllers: %s",
+                 strerror(err));
+        return -err;
+    }
+    int rc = soft_irq_attach(s->irq, &vm->pio, &vm->mmio);
+    if (rc == 0)
+        rc = machine_irq_add(vm, s->irq);
+    if (rc < 0) {
+        snprintf(why, why_len, "soft: cannot attach the interrupt controllers: %s",
+                 strerror(-rc));
+        return rc;
+    }
+start_timer:
+    rc = pthread_create(&s->timer, NULL, timer_thread, s);
+    if (rc) {
+        snprintf(why, why_len, "soft: cannot start the timer thread: %s", strerror(rc));
+        return -rc;
+    }
+    s->timer_started = true;
+    return 0;
+}
+
+static int soft_map_ram(struct vm *vm, unsigned slot, uint64_t gpa, uint64_t size, void *host)
+{
+    struct soft_vm *s = svm_of(vm);
+    if (slot != s->phys.n || slot >= SOFT_MAX_SLOTS)
+        return -EINVAL; /* slots arrive in order, once each */
+    uint64_t pages = (size + 4095) / 4096;
+    s->dirty[slot] = calloc((pages + 63) / 64, sizeof(uint64_t));
+    s->code[slot] = calloc((pages + 63) / 64, sizeof(uint64_t));
+    if (!s->dirty[slot] || !s->code[slot])
+        return -ENOMEM;
+    return soft_phys_add(&s->phys, gpa, size, host);
+}
+
+static int soft_get_dirty_log(struct vm *vm, unsigned slot, uint64_t *bitmap)
+{
+    struct soft_vm *s = svm_of(vm);
+    if (slot >= s->phys.n)
+        return -EINVAL;
+    uint64_t words = (s->phys.region[slot].size / 4096 + 63) / 64;
+    for (uint64_t k = 0; k < words; k++)
+        bitmap[k] = __atomic_exchange_n(&s->dirty[slot][k], 0, __ATOMIC_RELAXED);
+    /* TLB entries granting writes must be refilled so that new writes are logged again. */
+    request_flush_all(s);
+    return 0;
+}
+
+static int soft_set_irq(struct vm *vm, unsigned gsi, int level)
+{
+    return soft_irq_set_level(svm_of(vm)->irq, gsi, level);
+}
+
+static int soft_signal_msi(struct vm *vm, uint64_t addr, uint32_t data)
+{
+    int r = apic_bus_deliver_msi(&svm_of(vm)->irq->apic, addr, data);
+    return r < 0 ? r : 0;
+}
+
+/* --- vCPU ---------------------------------------------------------------------------------- */
+
+/* Power-on / INIT state: real mode at F000:FFF0 (an AP's SIPI then sets CS:IP). */
+static void cpu_reset_state(struct soft_cpu *cpu)
+{
+    memset(cpu->regs, 0, sizeof(cpu->regs));
+    cpu->rip = 0xfff0;
+    soft_cpu_set_rflags(cpu, 2);
+    for (int i = 0; i < SOFT_NSEGS; i++)
+        cpu->seg[i] = (struct soft_segment){0, 0, 0xffff, 0x93};
+    cpu->seg[SOFT_CS] = (struct soft_segment){0xf000, 0xffff0000, 0xffff, 0x9b};
+    cpu->ldtr = (struct soft_segment){0, 0, 0xffff, 0x82};
+    cpu->tr = (struct soft_segment){0, 0, 0xffff, 0x8b};
+    cpu->gdtr = (struct soft_dtable){0, 0xffff};
+    cpu->idtr = (struct soft_dtable){0, 0xffff};
+    cpu->cr0 = 0x60000010;
+    cpu->cr2 = cpu->cr3 = cpu->cr4 = cpu->cr8 = 0;
+    cpu->efer = 0;
+    cpu->cpl = 0;
+    cpu->mode = 16;
+    cpu->regs[SOFT_RDX] = 0x600; /* family 6 */
+    cpu->irq_shadow = 0;
+    soft_cpu_flush_tlb(cpu);
+}
+
+static int soft_vcpu_init(struct vcpu *vcpu)
+{
+    struct soft_vm *s = svm_of(vcpu->vm);
+    struct soft_vcpu *sv = calloc(1, sizeof(*sv));
+    if (!sv)
+        return -ENOMEM;
+    sv->vcpu = vcpu;
+    sv->svm = s;
+    sv->sipi_vector = -1;
+    pthread_mutex_init(&sv->lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&sv->wake, &ca);
+    pthread_condattr_destroy(&ca);
+    int rc = soft_cpu_init(&sv->cpu, &soft_sys_ops, sv, 16);
+    if (rc < 0) {
+        free(sv);
+        return rc;
+    }
+    vcpu->accel_data = sv;
+    sv->cpu.system = 1;
+    sv->lapic = apic_bus_lapic(&s->irq->apic, vcpu->index);
+    if (!sv->lapic)
+        return -EINVAL;
+    if (s->supported.count == 0)
+        soft_supported_cpuid(&sv->cpu, &s->supported);
+    rc = cpuid_build(&s->supported, vcpu->vm->cfg.cpu_model, vcpu->vm->ncpus, vcpu->index,
+                     s->tsc_khz, &sv->cpuid);
+    if (rc < 0)
+        return rc;
+    cpu_reset_state(&sv->cpu);
+    const struct msr_value *boot = msr_boot_values();
+    for (unsigned i = 0; i < MSR_BOOT_COUNT; i++) {
+        if (boot[i].index == MSR_IA32_MISC_ENABLE)
+            sv->cpu.misc_enable = boot[i].value;
+        else if (boot[i].index == MSR_MTRR_DEF_TYPE)
+            sv->cpu.mtrr_def = boot[i].value;
+    }
+    sv->cpu.pat = 0x0007040600070406ull;
+    sv->wait_sipi = vcpu->index != 0;
+    return 0;
+}
+
+static void soft_vcpu_destroy(struct vcpu *vcpu)
+{
+    struct soft_vcpu *sv = sv_of(vcpu);
+    if (!sv)
+        return;
+    soft_cpu_destroy(&sv->cpu);
+    pthread_cond_destroy(&sv->wake);
+    pthread_mutex_destroy(&sv->lock);
+    free(sv);
+    vcpu->accel_data = NULL;
+}
+
+static void soft_vcpu_kick(struct vcpu *vcpu)
+{
+    struct soft_vcpu *sv = sv_of(vcpu);
+    if (!sv)
+        return;
+    __atomic_store_n(&sv->vmm_kick, true, __ATOMIC_RELEASE);
+    wake_vcpu(sv);
+}
+
+/* Sleep until kicked or until deadline (clock ns; UINT64_MAX: no deadline). */
+static void vcpu_sleep(struct soft_vcpu *sv, uint64_t deadline)
+{
+    pthread_mutex_lock(&sv->lock);
+    if (!(__atomic_load_n(&sv->cpu.intr_request, __ATOMIC_ACQUIRE) & SOFT_INTR_KICK)) {
+        if (deadline == UINT64_MAX) {
+            pthread_cond_wait(&sv->wake, &sv->lock);
+        } else {
+            struct timespec ts = {(time_t)(deadline / 1000000000ull),
+                                  (long)(deadline % 1000000000ull)};
+            pthread_cond_timedwait(&sv->wake, &sv->lock, &ts);
+        }
+    }
+    pthread_mutex_unlock(&sv->lock);
+}
+
+/* Deliver an event, escalating faults raised by the delivery itself (#DF, triple fault).
+ * Returns false on a triple fault. */
+static bool deliver(struct soft_cpu *cpu, unsigned vector, enum soft_event_kind kind,
+                    bool has_error, uint32_t error)
+{
+    for (;;) {
+        int r = soft_excp_deliver(cpu, vector, kind, has_error, error);
+        if (r == 0)
+            return true;
+        unsigned second = (unsigned)-r;
+        unsigned next = soft_excp_combine(kind == SOFT_EVENT_FAULT ? vector : 0x20, second);
+        if (next == SOFT_EXC_TRIPLE)
+            return false;
+        vector = next;
+        kind = SOFT_EVENT_FAULT;
+        has_error = soft_excp_has_error(vector);
+        error = vector == SOFT_EXC_DF ? 0 : cpu->exc_error;
+    }
+}
+
+static int soft_vcpu_run(struct vcpu *vcpu, struct vcpu_exit *exit)
+{
+    struct soft_vcpu *sv = sv_of(vcpu);
+    struct soft_cpu *cpu = &sv->cpu;
+    if (sv->in_pending) {
+        memcpy(&cpu->io.data, sv->iobuf, cpu->io.size);
+        soft_cpu_finish_in(cpu);
+        sv->in_pending = false;
+    }
+    for (;;) {
+        __atomic_and_fetch(&cpu->intr_request, ~SOFT_INTR_KICK, __ATOMIC_ACQ_REL);
+        if (__atomic_exchange_n(&sv->vmm_kick, false, __ATOMIC_ACQ_REL)) {
+            exit->reason = VCPU_EXIT_INTR;
+            return 0;
+        }
+        if (__atomic_exchange_n(&sv->init_pending, false, __ATOMIC_ACQ_REL)) {
+            cpu_reset_state(cpu);
+            sv->halted = false;
+            sv->wait_sipi = true;
+        }
+        if (sv->wait_sipi) {
+            int v = __atomic_exchange_n(&sv->sipi_vector, -1, __ATOMIC_ACQ_REL);
+            if (v < 0) {
+                vcpu_sleep(sv, UINT64_MAX);
+                continue;
+            }
+            cpu->seg[SOFT_CS] = (struct soft_segment){(uint16_t)(v << 8), (uint64_t)v << 12,
+                                                      0xffff, 0x9b};
+            cpu->rip = 0;
+            sv->wait_sipi = false;
+        }
+        if (__atomic_exchange_n(&sv->flush_req, false, __ATOMIC_ACQ_REL))
+            soft_cpu_flush_tlb(cpu);
+        if (cpu->tsc_offset != (uint64_t)sv->lapic_tsc_offset) {
+            sv->lapic_tsc_offset = (int64_t)cpu->tsc_offset;
+            lapic_set_tsc_offset(sv->lapic, sv->lapic_tsc_offset);
+        }
+        if (cpu->cr8 != sv->last_cr8)
+            lapic_set_cr8(sv->lapic, cpu->cr8); /* MOV CR8 in the last run */
+        if (lapic_take_nmi(sv->lapic)) {
+            sv->halted = false;
+            if (!deliver(cpu, SOFT_EXC_NMI, SOFT_EVENT_EXTINT, false, 0)) {
+                exit->reason = VCPU_EXIT_SHUTDOWN;
+                return 0;
+            }
+        }
+        bool pending = lapic_has_interrupt(sv->lapic);
+        if (pending && (cpu->rflags & SOFT_IF) && !cpu->irq_shadow) {
+            int v = lapic_get_interrupt(sv->lapic);
+            sv->halted = false;
+            if (v >= 0 && !deliver(cpu, (unsigned)v, SOFT_EVENT_EXTINT, false, 0)) {
+                exit->reason = VCPU_EXIT_SHUTDOWN;
+                return 0;
+            }
+            pending = lapic_has_interrupt(sv->lapic);
+        }
+        if (pending)
+            __atomic_or_fetch(&cpu->intr_request, SOFT_INTR_PENDING, __ATOMIC_RELEASE);
+        else
+            __atomic_and_fetch(&cpu->intr_request, ~SOFT_INTR_PENDING, __ATOMIC_RELEASE);
+        if (sv->halted) {
+            if (pending && (cpu->rflags & SOFT_IF)) {
+                sv->halted = false;
+                continue;
+            }
+            vcpu_sleep(sv, UINT64_MAX); /* the timer thread kicks us at deadlines */
+            continue;
+        }
+        int r = soft_cpu_run(cpu);
+        cpu->cr8 = sv->last_cr8 = lapic_get_cr8(sv->lapic); /* TPR written through MMIO */
+        switch (r) {
+        case SOFT_EXIT_IO:
+            exit->reason = VCPU_EXIT_IO;
+            exit->io.port = cpu->io.port;
+            exit->io.size = cpu->io.size;
+            exit->io.write = cpu->io.write;
+            exit->io.count = 1;
+            memcpy(sv->iobuf, &cpu->io.data, sizeof(cpu->io.data));
+            exit->io.data = sv->iobuf;
+            sv->in_pending = !cpu->io.write;
+            return 0;
+        case SOFT_EXIT_HLT:
+            /* Even with IF = 0 the CPU sleeps: an NMI or INIT may still wake it, and poweroff
+             * or reset arrive through devices, not through this CPU. */
+            sv->halted = true;
+            continue;
+        case SOFT_EXIT_EXCEPTION: {
+            unsigned v = cpu->exc_vector;
+            bool soft = cpu->exc_softint || v == SOFT_EXC_BP;
+            bool ok = deliver(cpu, v, soft ? SOFT_EVENT_SOFTINT : SOFT_EVENT_FAULT,
+                              !soft && soft_excp_has_error(v), cpu->exc_error);
+            if (!ok) {
+                exit->reason = VCPU_EXIT_SHUTDOWN;
+                return 0;
+            }
+            continue;
+        }
+        case SOFT_EXIT_IRQ:
+            continue;
+        default:
+            exit->reason = VCPU_EXIT_FAILED;
+            snprintf(exit->error.desc, sizeof(exit->error.desc),
+                     "soft: unexpected CPU exit %d at RIP %#llx", r,
+                     (unsigned long long)cpu->rip);
+            return 0;
+        }
+    }
+}
+
+/* --- register state ------------------------------------------------------------------------ */
+
+static void seg_out(struct vcpu_segment *d, const struct soft_segment *s)
+{
+    uint16_t a = s->attr;
+    *d = (struct vcpu_segment){
+        .base = s->base, .limit = s->limit, .selector = s->selector,
+        .type = a & 0xf, .s = (a >> 4) & 1, .dpl = (a >> 5) & 3, .present = (a >> 7) & 1,
+        .avl = (a >> 12) & 1, .l = (a >> 13) & 1, .db = (a >> 14) & 1, .g = (a >> 15) & 1,
+        .unusable = !((a >> 7) & 1),
+    };
+}
+
+static void seg_in(struct soft_segment *d, const struct vcpu_segment *s)
+{
+    d->base = s->base;
+    d->limit = s->limit;
+    d->selector = s->selector;
+    d->attr = (uint16_t)((s->type & 0xf) | (s->s & 1) << 4 | (s->dpl & 3) << 5 |
+                         (s->present & 1) << 7 | (s->avl & 1) << 12 | (s->l & 1) << 13 |
+                         (s->db & 1) << 14 | (s->g & 1) << 15);
+    if (s->unusable)
+        d->attr &= (uint16_t)~0x80u;
+}
+
+static int soft_get_regs(struct vcpu *vcpu, struct vcpu_regs *r)
+{
+    struct soft_cpu *c = &sv_of(vcpu)->cpu;
+    *r = (struct vcpu_regs){c->regs[SOFT_RAX], c->regs[SOFT_RBX], c->regs[SOFT_RCX],
+                            c->regs[SOFT_RDX], c->regs[SOFT_RSI], c->regs[SOFT_RDI],
+                            c->regs[SOFT_RSP], c->regs[SOFT_RBP], c->regs[SOFT_R8],
+                            c->regs[SOFT_R9], c->regs[SOFT_R10], c->regs[SOFT_R11],
+                            c->regs[SOFT_R12], c->regs[SOFT_R13], c->regs[SOFT_R14],
+                            c->regs[SOFT_R15], c->rip, soft_cpu_get_rflags(c)};
+    return 0;
+}
+
+static int soft_set_regs(struct vcpu *vcpu, const struct vcpu_regs *r)
+{
+    struct soft_cpu *c = &sv_of(vcpu)->cpu;
+    c->regs[SOFT_RAX] = r->rax, c->regs[SOFT_RBX] = r->rbx, c->regs[SOFT_RCX] = r->rcx;
+    c->regs[SOFT_RDX] = r->rdx, c->regs[SOFT_RSI] = r->rsi, c->regs[SOFT_RDI] = r->rdi;
+    c->regs[SOFT_RSP] = r->rsp, c->regs[SOFT_RBP] = r->rbp, c->regs[SOFT_R8] = r->r8;
+    c->regs[SOFT_R9] = r->r9, c->regs[SOFT_R10] = r->r10, c->regs[SOFT_R11] = r->r11;
+    c->regs[SOFT_R12] = r->r12, c->regs[SOFT_R13] = r->r13, c->regs[SOFT_R14] = r->r14;
+    c->regs[SOFT_R15] = r->r15;
+    c->rip = r->rip;
+    soft_cpu_set_rflags(c, r->rflags);
+    return 0;
+}
+
+static int soft_get_sregs(struct vcpu *vcpu, struct vcpu_sregs *r)
+{
+    struct soft_vcpu *sv = sv_of(vcpu);
+    struct soft_cpu *c = &sv->cpu;
+    seg_out(&r->cs, &c->seg[SOFT_CS]);
+    seg_out(&r->ds, &c->seg[SOFT_DS]);
+    seg_out(&r->es, &c->seg[SOFT_ES]);
+    seg_out(&r->fs, &c->seg[SOFT_FS]);
+    seg_out(&r->gs, &c->seg[SOFT_GS]);
+    seg_out(&r->ss, &c->seg[SOFT_SS]);
+    seg_out(&r->tr, &c->tr);
+    seg_out(&r->ldt, &c->ldtr);
+    r->gdt = (struct vcpu_dtable){c->gdtr.base, c->gdtr.limit};
+    r->idt = (struct vcpu_dtable){c->idtr.base, c->idtr.limit};
+    r->cr0 = c->cr0, r->cr2 = c->cr2, r->cr3 = c->cr3, r->cr4 = c->cr4, r->cr8 = c->cr8;
+    r->efer = c->efer;
+    uint64_t base = 0;
+    lapic_msr_read(sv->lapic, MSR_IA32_APIC_BASE, &base);
+    r->apic_base = base;
+    return 0;
+}
+
+static int soft_set_sregs(struct vcpu *vcpu, const struct vcpu_sregs *r)
+{
+    struct soft_vcpu *sv = sv_of(vcpu);
+    struct soft_cpu *c = &sv->cpu;
+    seg_in(&c->seg[SOFT_CS], &r->cs);
+    seg_in(&c->seg[SOFT_DS], &r->ds);
+    seg_in(&c->seg[SOFT_ES], &r->es);
+    seg_in(&c->seg[SOFT_FS], &r->fs);
+    seg_in(&c->seg[SOFT_GS], &r->gs);
+    seg_in(&c->seg[SOFT_SS], &r->ss);
+    seg_in(&c->tr, &r->tr);
+    seg_in(&c->ldtr, &r->ldt);
+    c->gdtr = (struct soft_dtable){r->gdt.base, r->gdt.limit};
+    c->idtr = (struct soft_dtable){r->idt.base, r->idt.limit};
+    c->cr0 = r->cr0, c->cr2 = r->cr2, c->cr3 = r->cr3, c->cr4 = r->cr4, c->cr8 = r->cr8;
+    c->efer = r->efer;
+    c->cpl = (c->cr0 & SOFT_CR0_PE) ? (uint8_t)(r->cs.selector & 3) : 0;
+    c->mode = soft_cs_mode(c, &c->seg[SOFT_CS]);
+    if (r->apic_base)
+        lapic_msr_write(sv->lapic, MSR_IA32_APIC_BASE, r->apic_base);
+    /* A state set from outside (boot, restore) is a new vCPU: an AP given a state runs it. */
+    sv->wait_sipi = false;
+    soft_cpu_flush_tlb(c);
+    return 0;
+}
+
+const struct accel_ops accel_soft_ops = {
+    .name = "soft",
+    .vm_init = soft_vm_init,
+    .vm_destroy = soft_vm_destroy,
+    .irqchip_init = soft_irqchip_init,
+    .map_ram = soft_map_ram,
+    .vcpu_init = soft_vcpu_init,
+    .vcpu_destroy = soft_vcpu_destroy,
+    .vcpu_run = soft_vcpu_run,
+    .vcpu_kick = soft_vcpu_kick,
+    .get_regs = soft_get_regs,
+    .set_regs = soft_set_regs,
+    .get_sregs = soft_get_sregs,
+    .set_sregs = soft_set_sregs,
+    .set_irq = soft_set_irq,
+    .get_dirty_log = soft_get_dirty_log,
+    .signal_msi = soft_signal_msi,
+};
