@@ -1,6 +1,7 @@
 # Linux guests: Debian's cloud kernel + a busybox initramfs (scripts/guest-assets,
 # docs/guest-assets.md) and the pytest suite that boots them (tests/linux). Not part of
-# `make check` yet: the software CPU does not boot Linux so far, and this host's KVM stops early.
+# `make check` yet: the software CPU boots Debian's kernel, but not yet reliably enough for CI
+# (see docs/soft-cpu.md), and this host's KVM stops early (emulation failures).
 .PHONY: guest-assets linux-tests linux-tests-qemu
 
 guest-assets:
