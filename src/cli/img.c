@@ -333,6 +333,17 @@ static void info_human(struct block_dev *bd)
         printf("    extended l2: %s\n", q->incompat & QCOW2_INCOMPAT_EXTL2 ? "true" : "false");
 }
 
+/* --output human|json, shared by info, check and map. */
+static int parse_output(const char *arg, bool *json)
+{
+    *json = !strcmp(arg, "json");
+    if (!*json && strcmp(arg, "human") != 0) {
+        img_err("--output must be human or json");
+        return -EINVAL;
+    }
+    return 0;
+}
+
 static int cmd_info(int argc, char **argv)
 {
     const char *fmt = NULL;
@@ -350,12 +361,8 @@ static int cmd_info(int argc, char **argv)
             fmt = optarg;
             break;
         case 'O':
-            if (!strcmp(optarg, "json"))
-                json = true;
-            else if (strcmp(optarg, "human") != 0) {
-                img_err("--output must be human or json");
+            if (parse_output(optarg, &json) < 0)
                 return EXIT_USAGE;
-            }
             break;
         case 'j':
             json = true;
@@ -452,11 +459,8 @@ static int cmd_check(int argc, char **argv)
             }
             break;
         case 'O':
-            json = !strcmp(optarg, "json");
-            if (!json && strcmp(optarg, "human") != 0) {
-                img_err("--output must be human or json");
+            if (parse_output(optarg, &json) < 0)
                 return EXIT_USAGE;
-            }
             break;
         case 'q':
             quiet = true;
@@ -636,9 +640,10 @@ static int cmd_map(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "+f:U", longs, NULL)) != -1) {
         if (c == 'f')
             fmt = optarg;
-        else if (c == 'O')
-            json = !strcmp(optarg, "json");
-        else if (c != 'U')
+        else if (c == 'O') {
+            if (parse_output(optarg, &json) < 0)
+                return EXIT_USAGE;
+        } else if (c != 'U')
             return EXIT_USAGE;
     }
     if (optind != argc - 1) {

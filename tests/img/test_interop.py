@@ -233,7 +233,9 @@ def test_probe_never_takes_raw_for_qcow2(img, tmp_path):
 
 def test_usage_errors_exit_2(img):
     for args in (["frobnicate"], ["create", "-f", "qcow2", "x.qcow2"], ["info"],
-                 ["check", "-r", "bogus", "x"], ["create", "x", "12Q"]):
+                 ["check", "-r", "bogus", "x"], ["create", "x", "12Q"],
+                 ["info", "--output", "xml", "x"], ["check", "--output", "xml", "x"],
+                 ["map", "--output", "xml", "x"]):
         r = img.run(*args, check=False)
         assert r.returncode == 2, args
         assert len(r.stderr.strip().splitlines()) == 1, r.stderr
