@@ -91,7 +91,7 @@ static struct soft_block *build(struct soft_cpu *cpu, uint64_t pc, uint32_t key)
     b->n = 0;
     b->succ[0] = b->succ[1] = NULL;
     b->succ_pc[0] = b->succ_pc[1] = ~0ull;
-    cpu->fetch_host_page = 0;
+    cpu->fetch_host_page = cpu->fetch_host_page2 = 0;
     uint64_t at = pc;
     for (;;) {
         struct soft_insn *i = &b->insns[b->n];
@@ -111,6 +111,7 @@ static struct soft_block *build(struct soft_cpu *cpu, uint64_t pc, uint32_t key)
         if (r == 1 || b->n >= SOFT_BLOCK_MAX || (at & ~0xfffull) != (pc & ~0xfffull))
             break;
     }
+    b->host_page2 = cpu->fetch_host_page2;
     soft_flags_prune(cpu, b->insns, b->n);
     /* The terminator returns from the threaded chain to the run loop. */
     struct soft_insn *t = &b->insns[b->n];
@@ -156,9 +157,9 @@ void soft_cache_invalidate_host_page(struct soft_cpu *cpu, uintptr_t host_page)
     struct soft_cache *c = cpu->cache;
     for (unsigned k = 0; k < c->nblocks; k++) {
         struct soft_block *b = &c->blocks[k];
-        if (b->host_page == host_page) {
+        if (b->host_page == host_page || b->host_page2 == host_page) {
             b->pc = ~0ull; /* never looked up, never chained into again */
-            b->host_page = 0;
+            b->host_page = b->host_page2 = 0;
         }
     }
 }

@@ -18,6 +18,7 @@ struct soft_block {
     uint64_t succ_pc[2];
     struct soft_block *succ[2];
     uintptr_t host_page; /* host address of the code's page (its physical identity), or 0 */
+    uintptr_t host_page2; /* the next page, when the last instruction straddles into it */
 };
 
 /* The mode bits a block was decoded under: code size, CPL and, outside long mode, the code

@@ -254,7 +254,10 @@ int soft_cpu_run(struct soft_cpu *cpu)
     static __thread uint32_t host_mxcsr;
     cpu->exit_reason = SOFT_EXIT_NONE;
     cpu->cur = NULL;
-    if (sigsetjmp(cpu->fault_jmp, 1)) {
+    /* No signal mask is saved: guest faults leave by siglongjmp from ordinary code, and the
+     * host-fault handler (vireo-user) is installed with SA_NODEFER, so the mask never changes
+     * on the way out. Saving it would cost a system call on every entry. */
+    if (sigsetjmp(cpu->fault_jmp, 0)) {
         cpu->running = 0;
         soft_sse_leave(cpu, host_mxcsr);
         return cpu->exit_reason;
@@ -323,7 +326,7 @@ int soft_cpu_step(struct soft_cpu *cpu)
     struct soft_insn *ip = &insns[0];
     cpu->exit_reason = SOFT_EXIT_NONE;
     cpu->cur = NULL;
-    if (sigsetjmp(cpu->fault_jmp, 1)) {
+    if (sigsetjmp(cpu->fault_jmp, 0)) {
         cpu->running = 0;
         soft_sse_leave(cpu, host_mxcsr);
         return cpu->exit_reason;

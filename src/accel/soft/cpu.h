@@ -175,7 +175,8 @@ struct soft_cpu {
     uint64_t mtrr_def, mtrr_fixed[11], mtrr_var[16];
     struct soft_io io;
     uint8_t bounce[16]; /* page-crossing and MMIO reads land here */
-    uintptr_t fetch_host_page; /* host address of the page the decoder last fetched from */
+    uintptr_t fetch_host_page;  /* host address of the first page the block decoder fetched from */
+    uintptr_t fetch_host_page2; /* and of a second one (an instruction straddling pages) */
     uint8_t sys_access; /* an implicit supervisor access (descriptor table, TSS, delivery
                            stack) is in progress: tlb_fill checks supervisor rights */
     uint8_t mode; /* 64, 32 or 16: the default operand/address size of the code segment */

@@ -48,6 +48,8 @@ static uint8_t fetch8(struct dstate *d)
         d->page = (const uint8_t *)(uintptr_t)(d->page_addr + e.addend);
         if (!d->cpu->fetch_host_page)
             d->cpu->fetch_host_page = (uintptr_t)d->page;
+        else if (d->cpu->fetch_host_page != (uintptr_t)d->page)
+            d->cpu->fetch_host_page2 = (uintptr_t)d->page;
     }
     d->pos++;
     return d->page[a & 0xfff];

@@ -242,16 +242,22 @@ static int cpu_tlb_fill(struct soft_cpu *cpu, uint64_t vaddr, int access,
     }
     e->addend = (uint64_t)(uintptr_t)host - vpage;
     e->tag_read = vpage;
-    if (w.exec)
-        e->tag_exec = vpage;
     uint64_t bit;
     uint64_t *code = page_bit(s, s->code, gpage, &bit);
-    if (access == SOFT_ACC_EXEC && code && !(__atomic_load_n(code, __ATOMIC_ACQUIRE) & bit)) {
-        /* The page now holds decoded code: writes to it must come back here, so no TLB may
-         * keep a write tag for it. */
-        __atomic_or_fetch(code, bit, __ATOMIC_ACQ_REL);
-        drop_write_tags(cpu, host);
-        request_flush_tlbs(s, sv);
+    if (access == SOFT_ACC_EXEC && w.exec) {
+        /* Only a fetch fill grants fetches: it is what marks the page as holding decoded code.
+         * An exec tag left by a read or write fill would let the decoder use the page while
+         * its code bit is clear, and later writes would then not invalidate the blocks (Linux's
+         * text_poke() reads the text, then rewrites an int3 through another mapping: the
+         * stale int3 looped forever). */
+        e->tag_exec = vpage;
+        if (code && !(__atomic_load_n(code, __ATOMIC_ACQUIRE) & bit)) {
+            /* The page now holds decoded code: writes to it must come back here, so no TLB
+             * may keep a write tag for it. */
+            __atomic_or_fetch(code, bit, __ATOMIC_ACQ_REL);
+            drop_write_tags(cpu, host);
+            request_flush_tlbs(s, sv);
+        }
     }
     if (access == SOFT_ACC_WRITE) {
         uint64_t *dirty = page_bit(s, s->dirty, gpage, &bit);
