@@ -41,11 +41,9 @@ soft-coverage: $(SOFT_DIFF)
 	cp $(BUILD)/soft/doc.md docs/soft-cpu.md
 
 # The test guests on the software CPU (tests/guest stays accelerator-blind; the suite is
-# parametrized by VIREO_TEST_ACCELS). test_virtio_net_tap is deselected here: on the software
-# CPU its guest gives up waiting for the host's reply (a spin-count timeout; see the issue
-# notes in docs/soft-cpu.md) and it is not yet understood.
+# parametrized by VIREO_TEST_ACCELS).
 .PHONY: soft-guest-tests
 soft-guest-tests: $(BUILD)/vireo $(GUEST_ELFS)
-	VIREO_BUILD=$(BUILD) VIREO_TEST_ACCELS=soft $(PYTEST) -q $(GUEST_SRC_DIR) -k "not virtio_net_tap"
+	VIREO_BUILD=$(BUILD) VIREO_TEST_ACCELS=soft $(PYTEST) -q $(GUEST_SRC_DIR)
 
 CHECK_TARGETS += soft-guest-tests

@@ -4,6 +4,7 @@ What each guest checks from inside is described at the top of its .c file."""
 import datetime
 import re
 import secrets
+from pathlib import Path
 
 import pytest
 
@@ -140,3 +141,30 @@ def test_quick_exit(run_guest):
 def test_pio_loop(run_guest):
     run = run_guest("pio_loop").wait()
     run.expect(PASS, "pio_loop: 100000 outs to port 0x510", "PASS: pio_loop")
+
+
+@pytest.mark.parametrize("cpus", [1, 2])
+def test_code_patching(run_guest, accel, cpus):
+    # With 2 vCPUs a software CPU drops every decoded block on any write to code (other vCPUs
+    # may run it), which hides a missed per-page invalidation: steps 1-3 run on 1 vCPU too.
+    # KVM served by kvm_pvm (no VT-x/AMD-V) runs the guest's kernel-mode code in its instruction
+    # emulator, which stops at an int3 in long mode ("emulation failure"): there the guest writes
+    # text_poke_bp's int3 but never executes it.
+    sysmod = Path("/sys/module")
+    emulated_kvm = (accel == "kvm" and (sysmod / "kvm_pvm").exists()
+                    and not (sysmod / "kvm_intel").exists() and not (sysmod / "kvm_amd").exists())
+    # remap: blocks are keyed by virtual address, and one whose page was remapped must not run.
+    steps = ["1 self_modifying", "2a text_poke", "2b text_poke_bp", "3 straddle", "5 remap"]
+    cmdline = f"cpus={cpus} remap" + (" steps=123" if cpus == 1 else "")
+    if cpus > 1:
+        steps.append("4 cross_vcpu")
+    if emulated_kvm:
+        cmdline += " no_int3"
+    run = run_guest("code_patching", cmdline=cmdline, cpus=cpus).wait()
+    run.expect(PASS, *[f"code_patching: step {s}: ok" for s in steps], "PASS: code_patching")
+    if not emulated_kvm:
+        # The int3 trapped twice with RIP just past it, then the patched code ran without one.
+        assert "text_poke_bp: int3 written: #BP 1 at RIP 0xffffc80000002001" in run.stdout, \
+            run.describe()
+        assert "text_poke_bp: first byte written: #BP 2, result 0x7e47bbbb" in run.stdout, \
+            run.describe()

@@ -195,6 +195,7 @@ ifname, token = sys.argv[1], sys.argv[2]
 s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x88b5))
 s.bind((ifname, 0))
 s.settimeout(60)
+print("ready", flush=True)
 frame = s.recv(2048)
 src = frame[6:12]
 print("caught", frame[14:14 + 32].rstrip(b"\0").decode(), src.hex(":"), flush=True)
@@ -234,6 +235,9 @@ def test_virtio_net_tap(accel, netns):
                              token], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     run = None
     try:
+        # The guest sends its one frame early (on the software CPU within milliseconds): the
+        # peer must already be listening, or the frame is lost and no reply ever comes.
+        assert peer.stdout.readline().strip() == "ready", peer.stderr.read()
         argv = guest_argv("virtio_net", accel, f"net_token={token} net_mac={mac}", 1, "128M",
                           False) + ["--net", f"tap={tap},mac={mac}"]
         run = GuestRun(["ip", "netns", "exec", ns] + argv, False).wait()

@@ -132,6 +132,37 @@ static struct soft_block *build(struct soft_cpu *cpu, uint64_t pc, uint32_t key)
     return b;
 }
 
+/* Whether the page of lin translates for fetches to host page host (the TLB entry is kept). */
+static bool fetches_from(struct soft_cpu *cpu, uint64_t lin, uintptr_t host)
+{
+    uint64_t page = lin & ~0xfffull;
+    struct soft_tlb_entry *te = &cpu->tlb[(lin >> 12) & (SOFT_TLB_SIZE - 1)];
+    if (te->tag_exec == page)
+        return page + te->addend == host;
+    struct soft_tlb_entry e = {~0ull, ~0ull, ~0ull, 0};
+    uint64_t cr2 = cpu->cr2;
+    uint32_t error = cpu->exc_error;
+    int r = cpu->ops->tlb_fill(cpu, lin, SOFT_ACC_EXEC, &e);
+    if (r != 0 || e.tag_exec != page) {
+        /* Not fetchable now: decoding it again raises the fault; until then CR2 keeps the
+         * guest's value. */
+        cpu->cr2 = cr2;
+        cpu->exc_error = error;
+        return false;
+    }
+    *te = e;
+    return page + e.addend == host;
+}
+
+bool soft_cache_still_mapped(struct soft_cpu *cpu, const struct soft_block *b)
+{
+    uint64_t lin = b->pc + (cpu->mode == 64 ? 0 : cpu->seg[SOFT_CS].base);
+    if (!fetches_from(cpu, lin, b->host_page))
+        return false;
+    /* The last instruction runs into the next page: that one must not have moved either. */
+    return !b->host_page2 || fetches_from(cpu, (lin | 0xfffull) + 1, b->host_page2);
+}
+
 struct soft_block *soft_cache_lookup(struct soft_cpu *cpu, uint64_t pc)
 {
     struct soft_cache *c = cpu->cache;
@@ -139,13 +170,19 @@ struct soft_block *soft_cache_lookup(struct soft_cpu *cpu, uint64_t pc)
     unsigned slot = (unsigned)((pc ^ (pc >> CACHE_JUMP_BITS)) & ((1u << CACHE_JUMP_BITS) - 1));
     struct soft_block **jp = &c->jump[slot];
     struct soft_block *b = *jp;
-    if (b && b->pc == pc && b->key == key)
-        return b;
-    for (b = c->hash[hash_pc(pc)]; b; b = b->next) {
-        if (b->pc == pc && b->key == key) {
-            *jp = b;
-            return b;
+    if (!b || b->pc != pc || b->key != key) {
+        for (b = c->hash[hash_pc(pc)]; b; b = b->next) {
+            if (b->pc == pc && b->key == key)
+                break;
         }
+    }
+    if (b && soft_block_mapped(cpu, b)) {
+        *jp = b;
+        return b;
+    }
+    if (b) {
+        b->pc = ~0ull; /* decoded from a page no longer mapped here */
+        b->host_page = b->host_page2 = 0;
     }
     b = build(cpu, pc, key);
     *jp = b;
@@ -161,16 +198,6 @@ void soft_cache_invalidate_host_page(struct soft_cpu *cpu, uintptr_t host_page)
             b->pc = ~0ull; /* never looked up, never chained into again */
             b->host_page = b->host_page2 = 0;
         }
-    }
-}
-
-void soft_cache_invalidate_lower_half(struct soft_cpu *cpu)
-{
-    struct soft_cache *c = cpu->cache;
-    for (unsigned k = 0; k < c->nblocks; k++) {
-        struct soft_block *b = &c->blocks[k];
-        if (!(b->pc >> 63))
-            b->pc = ~0ull;
     }
 }
 

@@ -42,12 +42,28 @@ uint64_t soft_cache_generation(const struct soft_cpu *cpu);
 /* Drop the blocks decoded from the page at host address host_page (its code was written).
  * Chained successor links check the block's pc, which a dropped block no longer matches. */
 void soft_cache_invalidate_host_page(struct soft_cpu *cpu, uintptr_t host_page);
-/* Drop the blocks whose address is in the lower half (user space: a CR3 write). */
-void soft_cache_invalidate_lower_half(struct soft_cpu *cpu);
 /* Whether [addr, addr + len) may hold decoded code. */
 int soft_cache_overlaps(struct soft_cpu *cpu, uint64_t addr, uint64_t len);
 /* The block starting at pc, decoding it if needed; raises the guest fault if its first
  * instruction cannot be fetched. */
 struct soft_block *soft_cache_lookup(struct soft_cpu *cpu, uint64_t pc);
+
+/* The slow half of soft_block_mapped(): translates the block's page(s) for a fetch (no fault
+ * is raised). */
+bool soft_cache_still_mapped(struct soft_cpu *cpu, const struct soft_block *b);
+
+/* Whether b's code still comes from the page it was decoded from. Blocks are keyed by virtual
+ * address, so once the guest points that address at another page (module text freed and other
+ * code loaded at the same address) the old block must not run again; like hardware, the new
+ * mapping counts from the TLB flush the guest must do anyway. A TLB hit is the common case. */
+static inline bool soft_block_mapped(struct soft_cpu *cpu, const struct soft_block *b)
+{
+    uint64_t lin = b->pc + (cpu->mode == 64 ? 0 : cpu->seg[SOFT_CS].base);
+    uint64_t page = lin & ~0xfffull;
+    const struct soft_tlb_entry *e = &cpu->tlb[(lin >> 12) & (SOFT_TLB_SIZE - 1)];
+    if (e->tag_exec == page && !b->host_page2)
+        return page + e->addend == b->host_page;
+    return soft_cache_still_mapped(cpu, b);
+}
 
 #endif

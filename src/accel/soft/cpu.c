@@ -85,27 +85,7 @@ void soft_raise(struct soft_cpu *cpu, int vector, uint32_t error)
 
 void soft_block_end(struct soft_cpu *cpu, const struct soft_insn *i)
 {
-    /* Chain straight into the next block when it is one of this block's known successors;
-     * otherwise (or every so often, to bound the work between checks) return to the loop. */
-    struct soft_block *b = (struct soft_block *)(uintptr_t)i->imm;
-    if (!b)
-        return; /* soft_cpu_step's single instruction */
-    cpu->insn_count += b->n;
-    cpu->last_block = b;
-    if (cpu->exit_reason != SOFT_EXIT_NONE || --cpu->chain_budget == 0)
-        return;
-    uint64_t pc = cpu->rip;
-    struct soft_block *n;
-    if (b->succ_pc[0] == pc)
-        n = b->succ[0];
-    else if (b->succ_pc[1] == pc)
-        n = b->succ[1];
-    else
-        return;
-    if (n->pc != pc)
-        return; /* invalidated since it was linked */
-    cpu->rip = n->end_rip;
-    n->insns->fn(cpu, n->insns);
+    soft_chain(cpu, i);
 }
 
 void soft_exec_ud(struct soft_cpu *cpu, const struct soft_insn *i)
@@ -289,7 +269,7 @@ int soft_cpu_run(struct soft_cpu *cpu)
                 b = prev->succ[0];
             else if (prev->succ_pc[1] == pc)
                 b = prev->succ[1];
-            if (b && (b->key != key || b->pc != pc))
+            if (b && (b->key != key || b->pc != pc || !soft_block_mapped(cpu, b)))
                 b = NULL;
         }
         if (!b) {

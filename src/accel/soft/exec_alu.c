@@ -141,8 +141,11 @@ SOFT_HANDLER(soft_neg_rm) { unop_rm(cpu, i, do_neg); }
  * leaves them undefined; this matches common hardware closely enough and tests mask them). */
 static void mul_flags(struct soft_cpu *cpu, unsigned osz, uint64_t lo, int overflow)
 {
-    soft_cc(cpu, SOFT_CC_LOGIC, osz, lo, 0, 0);
-    uint32_t f = soft_flags_arith(cpu) & ~(uint32_t)(SOFT_CF | SOFT_OF | SOFT_AF);
+    /* SF/ZF/PF as a logic result would leave them (what the host CPU does); built here
+     * directly rather than through soft_flags_arith(). */
+    uint64_t r = lo & soft_mask(osz);
+    uint32_t f = (r == 0 ? SOFT_ZF : 0) | ((r >> (osz * 8 - 1)) & 1 ? SOFT_SF : 0) |
+                 (__builtin_parity((unsigned)(r & 0xff)) ? 0 : SOFT_PF);
     if (overflow)
         f |= SOFT_CF | SOFT_OF;
     soft_flags_store(cpu, f);

@@ -9,36 +9,36 @@ static uint64_t code_addr(const struct soft_cpu *cpu, uint64_t v, unsigned osz)
     return osz == 2 ? (uint16_t)v : (uint32_t)v;
 }
 
-SOFT_HANDLER(soft_jcc)
+SOFT_HANDLER_BRANCH(soft_jcc, 0)
 {
-    if (soft_cond(cpu, i->sub))
+    if (soft_cond_masked(cpu, i->sub, i->imm2))
         cpu->rip = i->imm;
 }
 
-SOFT_HANDLER(soft_jmp_rel)
+SOFT_HANDLER_BRANCH(soft_jmp_rel, 0)
 {
     cpu->rip = i->imm;
 }
 
-SOFT_HANDLER(soft_jmp_rm)
+SOFT_HANDLER_BRANCH(soft_jmp_rm, 1)
 {
     cpu->rip = code_addr(cpu, soft_rm_get(cpu, i, i->osz), i->osz);
 }
 
-SOFT_HANDLER(soft_call_rel)
+SOFT_HANDLER_BRANCH(soft_call_rel, 1)
 {
     soft_push(cpu, i->osz, i->next_rip);
     cpu->rip = i->imm;
 }
 
-SOFT_HANDLER(soft_call_rm)
+SOFT_HANDLER_BRANCH(soft_call_rm, 1)
 {
     uint64_t t = code_addr(cpu, soft_rm_get(cpu, i, i->osz), i->osz);
     soft_push(cpu, i->osz, i->next_rip);
     cpu->rip = t;
 }
 
-SOFT_HANDLER(soft_ret)
+SOFT_HANDLER_BRANCH(soft_ret, 1)
 {
     uint64_t t = soft_pop(cpu, i->osz);
     cpu->regs[SOFT_RSP] += i->imm;

@@ -111,7 +111,7 @@ SOFT_HANDLER(soft_pop_rm)
 SOFT_HANDLER(soft_cmov)
 {
     uint64_t v = soft_rm_get(cpu, i, i->osz);
-    if (soft_cond(cpu, i->sub))
+    if (soft_cond_masked(cpu, i->sub, i->imm2))
         soft_set(cpu, i->reg, i->osz, v);
     else if (i->osz == 4)
         cpu->regs[i->reg] = (uint32_t)cpu->regs[i->reg]; /* 32-bit CMOV always zero-extends */
@@ -119,7 +119,7 @@ SOFT_HANDLER(soft_cmov)
 
 SOFT_HANDLER(soft_setcc)
 {
-    soft_rm_set(cpu, i, 1, (uint64_t)soft_cond(cpu, i->sub));
+    soft_rm_set(cpu, i, 1, (uint64_t)soft_cond_masked(cpu, i->sub, i->imm2));
 }
 
 SOFT_HANDLER(soft_mov_rm_sreg)

@@ -145,14 +145,10 @@ SOFT_HANDLER(soft_mov_to_cr)
     case 2: cpu->cr2 = v; break;
     case 3:
         cpu->cr3 = v;
+        /* Decoded blocks stay: each is checked against the new translation of its address
+         * before it runs (soft_block_mapped), so code shared between address spaces, such as
+         * the same program's pages in two processes, is decoded once. */
         soft_tlb_flush(cpu);
-        /* Blocks are keyed by virtual address: another address space may hold other code.
-         * With CR4.PGE, blocks in the upper (kernel) half survive, as the global TLB entries
-         * of kernel text would on hardware; the lower half is always dropped. */
-        if (cpu->cr4 & SOFT_CR4_PGE)
-            soft_cache_invalidate_lower_half(cpu);
-        else
-            soft_cache_flush(cpu);
         break;
     case 4: write_cr4(cpu, v); break;
     case 8:

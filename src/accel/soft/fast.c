@@ -6,6 +6,7 @@
 #include "accel/soft/fast.h"
 
 #include "accel/soft/exec.h"
+#include "accel/soft/fast_mem.h"
 
 /* --- ALU reg/reg and reg/imm: dst = rm, src = reg or imm -------------------------------- */
 
@@ -75,32 +76,45 @@ ALU_BODY(test, a & b, SOFT_CC_LOGIC, 0)
 
 /* reg = reg op [mem]: dst = reg. */
 #define ALU_MEM(name, expr, ccop, write)                                                       \
-    SOFT_HANDLER_STATIC(fast_##name##_rm64)                                                    \
+    FAST_MEM(fast_##name##_rm64, soft_alu_reg_rm)                                              \
     {                                                                                          \
-        uint64_t b = soft_ld(cpu, soft_ea(cpu, i), 8), a = cpu->regs[i->reg], r = expr;        \
+        uint64_t b, a = cpu->regs[i->reg];                                                     \
+        if (fast_ld(cpu, fast_ea(cpu, i), 8, &b))                                              \
+            return 1;                                                                          \
+        uint64_t r = expr;                                                                     \
         soft_cc(cpu, ccop, 8, r, a, b);                                                        \
         if (write)                                                                             \
             cpu->regs[i->reg] = r;                                                             \
+        return 0;                                                                              \
     }                                                                                          \
-    SOFT_HANDLER_STATIC(fast_##name##_rm32)                                                    \
+    FAST_MEM(fast_##name##_rm32, soft_alu_reg_rm)                                              \
     {                                                                                          \
-        uint64_t b = soft_ld(cpu, soft_ea(cpu, i), 4), a = (uint32_t)cpu->regs[i->reg];        \
+        uint64_t b, a = (uint32_t)cpu->regs[i->reg];                                           \
+        if (fast_ld(cpu, fast_ea(cpu, i), 4, &b))                                              \
+            return 1;                                                                          \
         uint64_t r = (uint32_t)(expr);                                                         \
         soft_cc(cpu, ccop, 4, r, a, b);                                                        \
         if (write)                                                                             \
             cpu->regs[i->reg] = r;                                                             \
+        return 0;                                                                              \
     }                                                                                          \
-    SOFT_HANDLER_STATIC(fast_##name##_rm64_nf)                                                 \
+    FAST_MEM(fast_##name##_rm64_nf, soft_alu_reg_rm)                                           \
     {                                                                                          \
-        uint64_t b = soft_ld(cpu, soft_ea(cpu, i), 8), a = cpu->regs[i->reg];                  \
+        uint64_t b, a = cpu->regs[i->reg];                                                     \
+        if (fast_ld(cpu, fast_ea(cpu, i), 8, &b))                                              \
+            return 1;                                                                          \
         if (write)                                                                             \
             cpu->regs[i->reg] = expr;                                                          \
+        return 0;                                                                              \
     }                                                                                          \
-    SOFT_HANDLER_STATIC(fast_##name##_rm32_nf)                                                 \
+    FAST_MEM(fast_##name##_rm32_nf, soft_alu_reg_rm)                                           \
     {                                                                                          \
-        uint64_t b = soft_ld(cpu, soft_ea(cpu, i), 4), a = cpu->regs[i->reg];                  \
+        uint64_t b, a = cpu->regs[i->reg];                                                     \
+        if (fast_ld(cpu, fast_ea(cpu, i), 4, &b))                                              \
+            return 1;                                                                          \
         if (write)                                                                             \
             cpu->regs[i->reg] = (uint32_t)(expr);                                              \
+        return 0;                                                                              \
     }
 
 ALU_MEM(add, a + b, SOFT_CC_ADD, 1)
@@ -167,71 +181,217 @@ SOFT_HANDLER_NOFAULT_STATIC(fast_mov_rr64) { cpu->regs[i->rm] = cpu->regs[i->reg
 SOFT_HANDLER_NOFAULT_STATIC(fast_mov_rr32) { cpu->regs[i->rm] = (uint32_t)cpu->regs[i->reg]; }
 SOFT_HANDLER_NOFAULT_STATIC(fast_mov_ri) { cpu->regs[i->reg] = i->imm; }
 
-SOFT_HANDLER_STATIC(fast_load64)
+FAST_MEM(fast_load64, soft_mov_reg_rm)
 {
-    cpu->regs[i->reg] = soft_ld(cpu, soft_ea(cpu, i), 8);
+    uint64_t v;
+    if (fast_ld(cpu, fast_ea(cpu, i), 8, &v))
+        return 1;
+    cpu->regs[i->reg] = v;
+    return 0;
 }
 
-SOFT_HANDLER_STATIC(fast_load32)
+FAST_MEM(fast_load32, soft_mov_reg_rm)
 {
-    cpu->regs[i->reg] = soft_ld(cpu, soft_ea(cpu, i), 4);
+    uint64_t v;
+    if (fast_ld(cpu, fast_ea(cpu, i), 4, &v))
+        return 1;
+    cpu->regs[i->reg] = v;
+    return 0;
 }
 
-SOFT_HANDLER_STATIC(fast_store64)
+FAST_MEM(fast_store64, soft_mov_rm_reg)
 {
-    soft_st(cpu, soft_ea(cpu, i), 8, cpu->regs[i->reg]);
+    return fast_st(cpu, fast_ea(cpu, i), 8, cpu->regs[i->reg]);
 }
 
-SOFT_HANDLER_STATIC(fast_store32)
+FAST_MEM(fast_store32, soft_mov_rm_reg)
 {
-    soft_st(cpu, soft_ea(cpu, i), 4, cpu->regs[i->reg]);
+    return fast_st(cpu, fast_ea(cpu, i), 4, cpu->regs[i->reg]);
 }
 
-SOFT_HANDLER_STATIC(fast_movzx8_load)
+FAST_MEM(fast_movzx8_load, soft_movzx)
 {
-    cpu->regs[i->reg] = soft_ld(cpu, soft_ea(cpu, i), 1);
+    uint64_t v;
+    if (fast_ld(cpu, fast_ea(cpu, i), 1, &v))
+        return 1;
+    cpu->regs[i->reg] = v;
+    return 0;
 }
 
-/* Any-size forms that still skip the generic operand decoding. */
-SOFT_HANDLER_STATIC(fast_load_n)
+/* 8/16-bit loads and stores merge into the register (high-byte registers included). */
+#define LOAD_STORE_N(sz)                                                                       \
+    FAST_MEM(fast_load_n##sz, soft_mov_reg_rm)                                                 \
+    {                                                                                          \
+        uint64_t v;                                                                            \
+        if (fast_ld(cpu, fast_ea(cpu, i), sz, &v))                                             \
+            return 1;                                                                          \
+        soft_set(cpu, i->reg, sz, v);                                                          \
+        return 0;                                                                              \
+    }                                                                                          \
+    FAST_MEM(fast_store_n##sz, soft_mov_rm_reg)                                                \
+    {                                                                                          \
+        return fast_st(cpu, fast_ea(cpu, i), sz, soft_get(cpu, i->reg, sz));                   \
+    }
+
+LOAD_STORE_N(1)
+LOAD_STORE_N(2)
+
+/* MOVSX/MOVSXD from memory to a 32/64-bit register. */
+#define MOVSX_LOAD(src, dst)                                                                   \
+    FAST_MEM(fast_movsx##src##_##dst, soft_movsx)                                              \
+    {                                                                                          \
+        uint64_t v;                                                                            \
+        if (fast_ld(cpu, fast_ea(cpu, i), src, &v))                                            \
+            return 1;                                                                          \
+        v = soft_sext(v, src);                                                                 \
+        cpu->regs[i->reg] = dst == 4 ? (uint32_t)v : v;                                        \
+        return 0;                                                                              \
+    }
+
+MOVSX_LOAD(1, 4)
+MOVSX_LOAD(1, 8)
+MOVSX_LOAD(2, 4)
+MOVSX_LOAD(2, 8)
+MOVSX_LOAD(4, 8)
+
+SOFT_HANDLER_NOFAULT_STATIC(fast_movsx_r)
 {
-    soft_set(cpu, i->reg, i->osz, soft_ld(cpu, soft_ea(cpu, i), i->osz));
+    soft_set(cpu, i->reg, i->osz, soft_sext(soft_get(cpu, i->rm, i->sub), i->sub));
 }
 
-SOFT_HANDLER_STATIC(fast_store_n)
+/* MOVSX/MOVSXD between registers, 32/64-bit destination. */
+#define MOVSX_REG(src, dst)                                                                    \
+    SOFT_HANDLER_NOFAULT_STATIC(fast_movsx_r##src##_##dst)                                     \
+    {                                                                                          \
+        uint64_t v = soft_sext(soft_get(cpu, i->rm, src), src);                                \
+        cpu->regs[i->reg] = dst == 4 ? (uint32_t)v : v;                                        \
+    }
+
+MOVSX_REG(1, 4)
+MOVSX_REG(1, 8)
+MOVSX_REG(2, 4)
+MOVSX_REG(2, 8)
+MOVSX_REG(4, 8)
+
+/* CMOVcc at 32/64 bits. The 32-bit form writes (zero-extends) its destination either way; a
+ * memory source is read whether or not the condition holds. */
+SOFT_HANDLER_NOFAULT_STATIC(fast_cmov_rr64)
 {
-    soft_st(cpu, soft_ea(cpu, i), i->osz, soft_get(cpu, i->reg, i->osz));
+    if (soft_cond_masked(cpu, i->sub, i->imm2))
+        cpu->regs[i->reg] = cpu->regs[i->rm];
 }
+
+SOFT_HANDLER_NOFAULT_STATIC(fast_cmov_rr32)
+{
+    uint64_t v = soft_cond_masked(cpu, i->sub, i->imm2) ? cpu->regs[i->rm] : cpu->regs[i->reg];
+    cpu->regs[i->reg] = (uint32_t)v;
+}
+
+FAST_MEM(fast_cmov_rm64, soft_cmov)
+{
+    uint64_t v;
+    if (fast_ld(cpu, fast_ea(cpu, i), 8, &v))
+        return 1;
+    if (soft_cond_masked(cpu, i->sub, i->imm2))
+        cpu->regs[i->reg] = v;
+    return 0;
+}
+
+FAST_MEM(fast_cmov_rm32, soft_cmov)
+{
+    uint64_t v;
+    if (fast_ld(cpu, fast_ea(cpu, i), 4, &v))
+        return 1;
+    if (!soft_cond_masked(cpu, i->sub, i->imm2))
+        v = cpu->regs[i->reg];
+    cpu->regs[i->reg] = (uint32_t)v;
+    return 0;
+}
+
+/* Shifts of 32/64-bit registers by CL. A zero count leaves the flags alone, so the flag forms
+ * count as reading them; the flagless twins are used when they are dead. */
+#define SHIFT_CL(name, bits, expr, ccop)                                                       \
+    SOFT_HANDLER_NOFAULT_STATIC(fast_##name##bits##_cl)                                        \
+    {                                                                                          \
+        unsigned c = (unsigned)cpu->regs[SOFT_RCX] & (bits - 1);                               \
+        uint64_t a = bits == 64 ? cpu->regs[i->rm] : (uint32_t)cpu->regs[i->rm], r = a;        \
+        if (c) {                                                                               \
+            r = expr;                                                                          \
+            if (bits == 32)                                                                    \
+                r = (uint32_t)r;                                                               \
+            soft_cc(cpu, ccop, bits / 8, r, a, c);                                             \
+        }                                                                                      \
+        cpu->regs[i->rm] = r;                                                                  \
+    }                                                                                          \
+    SOFT_HANDLER_NOFAULT_STATIC(fast_##name##bits##_cl_nf)                                     \
+    {                                                                                          \
+        unsigned c = (unsigned)cpu->regs[SOFT_RCX] & (bits - 1);                               \
+        uint64_t a = bits == 64 ? cpu->regs[i->rm] : (uint32_t)cpu->regs[i->rm];              \
+        uint64_t r = expr;                                                                     \
+        cpu->regs[i->rm] = bits == 32 ? (uint32_t)r : r;                                       \
+    }
+
+SHIFT_CL(shl, 64, a << c, SOFT_CC_SHL)
+SHIFT_CL(shl, 32, a << c, SOFT_CC_SHL)
+SHIFT_CL(shr, 64, a >> c, SOFT_CC_SHR)
+SHIFT_CL(shr, 32, a >> c, SOFT_CC_SHR)
+SHIFT_CL(sar, 64, (uint64_t)((int64_t)a >> c), SOFT_CC_SAR)
+SHIFT_CL(sar, 32, (uint64_t)(uint32_t)((int32_t)a >> c), SOFT_CC_SAR)
 
 SOFT_HANDLER_NOFAULT_STATIC(fast_movzx_r)
 {
     soft_set(cpu, i->reg, i->osz, soft_get(cpu, i->rm, i->sub));
 }
 
-SOFT_HANDLER_STATIC(fast_movzx16_load)
+FAST_MEM(fast_movzx16_load, soft_movzx)
 {
-    cpu->regs[i->reg] = soft_ld(cpu, soft_ea(cpu, i), 2);
+    uint64_t v;
+    if (fast_ld(cpu, fast_ea(cpu, i), 2, &v))
+        return 1;
+    cpu->regs[i->reg] = v;
+    return 0;
 }
 
-SOFT_HANDLER_STATIC(fast_cmp_mi)
-{
-    unsigned osz = i->osz;
-    uint64_t a = soft_ld(cpu, soft_ea(cpu, i), osz), b = i->imm & soft_mask(osz);
-    soft_cc(cpu, SOFT_CC_SUB, osz, (a - b) & soft_mask(osz), a, b);
-}
+/* CMP/TEST with a memory operand, one handler per operand size so that the size is a
+ * constant. */
+#define CMP_MEM(sz)                                                                            \
+    FAST_MEM(fast_cmp_mi##sz, soft_alu_rm_imm)                                                 \
+    {                                                                                          \
+        uint64_t a, b = i->imm & soft_mask(sz);                                                \
+        if (fast_ld(cpu, fast_ea(cpu, i), sz, &a))                                             \
+            return 1;                                                                          \
+        soft_cc(cpu, SOFT_CC_SUB, sz, (a - b) & soft_mask(sz), a, b);                          \
+        return 0;                                                                              \
+    }                                                                                          \
+    FAST_MEM(fast_cmp_mr##sz, soft_alu_rm_reg)                                                 \
+    {                                                                                          \
+        uint64_t a, b = soft_get(cpu, i->reg, sz);                                             \
+        if (fast_ld(cpu, fast_ea(cpu, i), sz, &a))                                             \
+            return 1;                                                                          \
+        soft_cc(cpu, SOFT_CC_SUB, sz, (a - b) & soft_mask(sz), a, b);                          \
+        return 0;                                                                              \
+    }                                                                                          \
+    FAST_MEM(fast_test_mi##sz, soft_test_rm_imm)                                               \
+    {                                                                                          \
+        uint64_t a;                                                                            \
+        if (fast_ld(cpu, fast_ea(cpu, i), sz, &a))                                             \
+            return 1;                                                                          \
+        soft_cc(cpu, SOFT_CC_LOGIC, sz, a & i->imm & soft_mask(sz), 0, 0);                     \
+        return 0;                                                                              \
+    }
 
-SOFT_HANDLER_STATIC(fast_cmp_mr)
-{
-    unsigned osz = i->osz;
-    uint64_t a = soft_ld(cpu, soft_ea(cpu, i), osz), b = soft_get(cpu, i->reg, osz);
-    soft_cc(cpu, SOFT_CC_SUB, osz, (a - b) & soft_mask(osz), a, b);
-}
+CMP_MEM(1)
+CMP_MEM(2)
+CMP_MEM(4)
+CMP_MEM(8)
 
-SOFT_HANDLER_STATIC(fast_test_mi)
-{
-    unsigned osz = i->osz;
-    soft_cc(cpu, SOFT_CC_LOGIC, osz, soft_ld(cpu, soft_ea(cpu, i), osz) & i->imm, 0, 0);
-}
+/* Indexed by soft_szidx(osz). */
+static const soft_exec_fn cmp_mi_fns[4] = {fast_cmp_mi1, fast_cmp_mi2, fast_cmp_mi4,
+                                            fast_cmp_mi8};
+static const soft_exec_fn cmp_mr_fns[4] = {fast_cmp_mr1, fast_cmp_mr2, fast_cmp_mr4,
+                                            fast_cmp_mr8};
+static const soft_exec_fn test_mi_fns[4] = {fast_test_mi1, fast_test_mi2, fast_test_mi4,
+                                             fast_test_mi8};
 
 SOFT_HANDLER_NOFAULT_STATIC(fast_lea64)
 {
@@ -244,34 +404,43 @@ SOFT_HANDLER_NOFAULT_STATIC(fast_lea32)
                                    (cpu->regs[i->index] << i->scale));
 }
 
-SOFT_HANDLER_STATIC(fast_push64)
+FAST_MEM(fast_push64, soft_push_reg)
 {
     uint64_t sp = cpu->regs[SOFT_RSP] - 8;
-    soft_st(cpu, sp, 8, cpu->regs[i->reg]);
+    if (fast_st(cpu, sp, 8, cpu->regs[i->reg]))
+        return 1;
     cpu->regs[SOFT_RSP] = sp;
+    return 0;
 }
 
-SOFT_HANDLER_STATIC(fast_pop64)
+FAST_MEM(fast_pop64, soft_pop_reg)
 {
-    uint64_t sp = cpu->regs[SOFT_RSP];
-    uint64_t v = soft_ld(cpu, sp, 8);
+    uint64_t sp = cpu->regs[SOFT_RSP], v;
+    if (fast_ld(cpu, sp, 8, &v))
+        return 1;
     cpu->regs[SOFT_RSP] = sp + 8;
     cpu->regs[i->reg] = v;
+    return 0;
 }
 
-SOFT_HANDLER_STATIC(fast_call_rel64)
+FAST_MEM_BRANCH(fast_call_rel64, soft_call_rel)
 {
     uint64_t sp = cpu->regs[SOFT_RSP] - 8;
-    soft_st(cpu, sp, 8, i->next_rip);
+    if (fast_st(cpu, sp, 8, i->next_rip))
+        return 1;
     cpu->regs[SOFT_RSP] = sp;
     cpu->rip = i->imm;
+    return 0;
 }
 
-SOFT_HANDLER_STATIC(fast_ret64)
+FAST_MEM_BRANCH(fast_ret64, soft_ret)
 {
-    uint64_t sp = cpu->regs[SOFT_RSP];
-    cpu->rip = soft_ld(cpu, sp, 8);
+    uint64_t sp = cpu->regs[SOFT_RSP], v;
+    if (fast_ld(cpu, sp, 8, &v))
+        return 1;
+    cpu->rip = v;
     cpu->regs[SOFT_RSP] = sp + 8 + i->imm;
+    return 0;
 }
 
 /* --- shifts and rotates of registers by a constant (count already masked, nonzero) -------- */
@@ -331,6 +500,28 @@ SOFT_HANDLER_NOFAULT_STATIC(fast_ror32_nf)
     cpu->regs[i->rm] = c ? (uint32_t)((a >> c) | (a << (32 - c))) : a;
 }
 
+/* IMUL when its flags are dead (the flag forms stay generic): the low half of the product is
+ * the same for signed and unsigned operands. */
+SOFT_HANDLER_NOFAULT_STATIC(fast_imul_rr64_nf)
+{
+    cpu->regs[i->reg] *= cpu->regs[i->rm];
+}
+
+SOFT_HANDLER_NOFAULT_STATIC(fast_imul_rr32_nf)
+{
+    cpu->regs[i->reg] = (uint32_t)(cpu->regs[i->reg] * cpu->regs[i->rm]);
+}
+
+SOFT_HANDLER_NOFAULT_STATIC(fast_imul_rri64_nf)
+{
+    cpu->regs[i->reg] = cpu->regs[i->rm] * i->imm;
+}
+
+SOFT_HANDLER_NOFAULT_STATIC(fast_imul_rri32_nf)
+{
+    cpu->regs[i->reg] = (uint32_t)(cpu->regs[i->rm] * i->imm);
+}
+
 /* --- selection ---------------------------------------------------------------------------- */
 
 static int size_ok(const struct soft_insn *i)
@@ -341,23 +532,38 @@ static int size_ok(const struct soft_insn *i)
 void soft_specialize(const struct soft_cpu *cpu, struct soft_insn *i)
 {
     soft_exec_fn fn = i->fn;
-    if (cpu->mode != 64 || i->lock)
+    /* Conditions are evaluated from a mask of the flag combinations that satisfy them. */
+    if (fn == soft_jcc || fn == soft_cmov || fn == soft_setcc)
+        i->imm2 = soft_cond_mask(i->sub);
+    /* Memory forms: fast_ea() does not truncate to a 32-bit address size (0x67 prefix). */
+    if (cpu->mode != 64 || i->lock || (i->mem && i->asz != 8))
+        return;
+    if (soft_specialize_alu(i))
         return;
     /* Any operand size. */
     if (fn == soft_mov_reg_rm && i->mem && i->osz < 4) {
-        i->fn = fast_load_n;
+        i->fn = i->osz == 1 ? fast_load_n1 : fast_load_n2;
     } else if (fn == soft_mov_rm_reg && i->mem && i->osz < 4) {
-        i->fn = fast_store_n;
+        i->fn = i->osz == 1 ? fast_store_n1 : fast_store_n2;
+    } else if (fn == soft_movsx && !i->mem && i->osz >= 4 && i->sub < i->osz) {
+        i->fn = i->osz == 4 ? (i->sub == 1 ? fast_movsx_r1_4 : fast_movsx_r2_4)
+                : i->sub == 1 ? fast_movsx_r1_8 : i->sub == 2 ? fast_movsx_r2_8 : fast_movsx_r4_8;
+    } else if (fn == soft_movsx && !i->mem) {
+        i->fn = fast_movsx_r;
+    } else if (fn == soft_movsx && i->osz == 8) {
+        i->fn = i->sub == 1 ? fast_movsx1_8 : i->sub == 2 ? fast_movsx2_8 : fast_movsx4_8;
+    } else if (fn == soft_movsx && i->osz == 4 && i->sub < 4) {
+        i->fn = i->sub == 1 ? fast_movsx1_4 : fast_movsx2_4;
     } else if (fn == soft_movzx && !i->mem) {
         i->fn = fast_movzx_r;
     } else if (fn == soft_movzx && i->sub == 2 && i->osz != 2) {
         i->fn = fast_movzx16_load;
     } else if (fn == soft_alu_rm_imm && i->mem && i->sub == 7) {
-        i->fn = fast_cmp_mi;
+        i->fn = cmp_mi_fns[soft_szidx(i->osz)];
     } else if (fn == soft_alu_rm_reg && i->mem && i->sub == 7) {
-        i->fn = fast_cmp_mr;
+        i->fn = cmp_mr_fns[soft_szidx(i->osz)];
     } else if (fn == soft_test_rm_imm && i->mem) {
-        i->fn = fast_test_mi;
+        i->fn = test_mi_fns[soft_szidx(i->osz)];
     }
     fn = i->fn;
     if (!size_ok(i))
@@ -412,6 +618,17 @@ void soft_specialize(const struct soft_cpu *cpu, struct soft_insn *i)
         i->fn = fast_call_rel64;
     } else if (fn == soft_ret && w) {
         i->fn = fast_ret64;
+    } else if (fn == soft_cmov) {
+        if (!i->mem)
+            i->fn = w ? fast_cmov_rr64 : fast_cmov_rr32;
+        else
+            i->fn = w ? fast_cmov_rm64 : fast_cmov_rm32;
+    } else if (fn == soft_shift_rm_cl && !i->mem && i->sub >= 4) {
+        switch (i->sub) {
+        case 4: case 6: i->fn = w ? fast_shl64_cl : fast_shl32_cl; break;
+        case 5: i->fn = w ? fast_shr64_cl : fast_shr32_cl; break;
+        default: i->fn = w ? fast_sar64_cl : fast_sar32_cl; break;
+        }
     } else if (fn == soft_shift_rm_imm && !i->mem) {
         unsigned c = (unsigned)i->imm & (w ? 63 : 31);
         if (c == 0)
@@ -429,46 +646,91 @@ void soft_specialize(const struct soft_cpu *cpu, struct soft_insn *i)
 /* --- compare-and-branch fusion --------------------------------------------------------- */
 
 /* A flag-setting instruction directly followed by the block's closing Jcc runs as one handler:
- * the flags are still recorded (the next block may read them), the condition is evaluated with
- * the operation known, and the Jcc's own dispatch is skipped. */
-#define FUSED(base)                                                                            \
+ * the flags are still recorded (the next block may read them), the condition is evaluated
+ * branch-free with the operation known (fuse_branch() left the Jcc's condition mask in its
+ * imm2), and the Jcc's own dispatch is skipped. */
+#define FUSED_TAKE(cpu, j, op)                                                                 \
+    do {                                                                                       \
+        unsigned idx_ = soft_cc_index(cpu, op, (cpu)->cc_op & 3);                              \
+        if (((j)->imm2 >> idx_) & 1)                                                           \
+            (cpu)->rip = (j)->imm;                                                             \
+    } while (0)
+
+#define FUSED_REG(base, op)                                                                    \
+    static void base##_jcc(struct soft_cpu *cpu, const struct soft_insn *i)                    \
+    {                                                                                          \
+        base##_body(cpu, i);                                                                   \
+        const struct soft_insn *j = i + 1;                                                     \
+        FUSED_TAKE(cpu, j, op);                                                                \
+        soft_chain(cpu, j + 1);                                                                \
+    }
+
+/* With a memory operand: on a soft-TLB miss the generic handler runs the compare and continues
+ * with the Jcc's own entry, which stays in the block. */
+#define FUSED_MEM(base, op, generic)                                                           \
     static void base##_jcc(struct soft_cpu *cpu, const struct soft_insn *i)                    \
     {                                                                                          \
         cpu->cur = i;                                                                          \
-        base##_body(cpu, i);                                                                   \
+        if (__builtin_expect(base##_body(cpu, i), 0)) {                                        \
+            generic(cpu, i);                                                                   \
+            return;                                                                            \
+        }                                                                                      \
         const struct soft_insn *j = i + 1;                                                     \
-        if (soft_cond(cpu, j->sub))                                                            \
-            cpu->rip = j->imm;                                                                 \
-        soft_next(cpu, j);                                                                     \
+        FUSED_TAKE(cpu, j, op);                                                                \
+        soft_chain(cpu, j + 1);                                                                \
     }
 
-#define FUSE_LIST(X)                                                                           \
-    X(fast_cmp_rr64) X(fast_cmp_rr32) X(fast_cmp_ri64) X(fast_cmp_ri32) X(fast_cmp_rm64)       \
-    X(fast_cmp_rm32) X(fast_cmp_mi) X(fast_cmp_mr) X(fast_test_rr64) X(fast_test_rr32)         \
-    X(fast_test_ri64) X(fast_test_ri32) X(fast_test_mi) X(fast_sub_rr64) X(fast_sub_rr32)      \
-    X(fast_sub_ri64) X(fast_sub_ri32) X(fast_and_rr64) X(fast_and_rr32) X(fast_and_ri64)       \
-    X(fast_and_ri32) X(fast_add_ri64) X(fast_add_ri32) X(fast_add_rr64) X(fast_add_rr32)       \
-    X(fast_dec64) X(fast_dec32) X(fast_inc64) X(fast_inc32)
+#define FUSE_LIST_REG(X)                                                                       \
+    X(fast_cmp_rr64, SOFT_CC_SUB) X(fast_cmp_rr32, SOFT_CC_SUB) X(fast_cmp_ri64, SOFT_CC_SUB)  \
+    X(fast_cmp_ri32, SOFT_CC_SUB) X(fast_sub_rr64, SOFT_CC_SUB) X(fast_sub_rr32, SOFT_CC_SUB)  \
+    X(fast_sub_ri64, SOFT_CC_SUB) X(fast_sub_ri32, SOFT_CC_SUB)                                \
+    X(fast_test_rr64, SOFT_CC_LOGIC) X(fast_test_rr32, SOFT_CC_LOGIC)                          \
+    X(fast_test_ri64, SOFT_CC_LOGIC) X(fast_test_ri32, SOFT_CC_LOGIC)                          \
+    X(fast_and_rr64, SOFT_CC_LOGIC) X(fast_and_rr32, SOFT_CC_LOGIC)                            \
+    X(fast_and_ri64, SOFT_CC_LOGIC) X(fast_and_ri32, SOFT_CC_LOGIC)                            \
+    X(fast_add_ri64, SOFT_CC_ADD) X(fast_add_ri32, SOFT_CC_ADD) X(fast_add_rr64, SOFT_CC_ADD)  \
+    X(fast_add_rr32, SOFT_CC_ADD) X(fast_dec64, SOFT_CC_DEC) X(fast_dec32, SOFT_CC_DEC)        \
+    X(fast_inc64, SOFT_CC_INC) X(fast_inc32, SOFT_CC_INC)
 
-FUSE_LIST(FUSED)
+#define FUSE_LIST_MEM(X)                                                                       \
+    X(fast_cmp_rm64, SOFT_CC_SUB, soft_alu_reg_rm)                                             \
+    X(fast_cmp_rm32, SOFT_CC_SUB, soft_alu_reg_rm)                                             \
+    X(fast_cmp_mi1, SOFT_CC_SUB, soft_alu_rm_imm)                                              \
+    X(fast_cmp_mi2, SOFT_CC_SUB, soft_alu_rm_imm)                                              \
+    X(fast_cmp_mi4, SOFT_CC_SUB, soft_alu_rm_imm)                                              \
+    X(fast_cmp_mi8, SOFT_CC_SUB, soft_alu_rm_imm)                                              \
+    X(fast_cmp_mr1, SOFT_CC_SUB, soft_alu_rm_reg)                                              \
+    X(fast_cmp_mr2, SOFT_CC_SUB, soft_alu_rm_reg)                                              \
+    X(fast_cmp_mr4, SOFT_CC_SUB, soft_alu_rm_reg)                                              \
+    X(fast_cmp_mr8, SOFT_CC_SUB, soft_alu_rm_reg)                                              \
+    X(fast_test_mi1, SOFT_CC_LOGIC, soft_test_rm_imm)                                          \
+    X(fast_test_mi2, SOFT_CC_LOGIC, soft_test_rm_imm)                                          \
+    X(fast_test_mi4, SOFT_CC_LOGIC, soft_test_rm_imm)                                          \
+    X(fast_test_mi8, SOFT_CC_LOGIC, soft_test_rm_imm)
+
+FUSE_LIST_REG(FUSED_REG)
+FUSE_LIST_MEM(FUSED_MEM)
 
 static const struct {
     soft_exec_fn base, fused;
 } fusions[] = {
-#define FUSE_ENTRY(base) {base, base##_jcc},
-    FUSE_LIST(FUSE_ENTRY)
+#define FUSE_ENTRY(base, op) {base, base##_jcc},
+#define FUSE_ENTRY_MEM(base, op, generic) {base, base##_jcc},
+    FUSE_LIST_REG(FUSE_ENTRY) FUSE_LIST_MEM(FUSE_ENTRY_MEM)
 #undef FUSE_ENTRY
+#undef FUSE_ENTRY_MEM
 };
+
+static soft_exec_fn fused_jcc(soft_exec_fn fn);
 
 static void fuse_branch(struct soft_insn *insns, unsigned n)
 {
-    if (n < 2 || insns[n - 1].fn != soft_jcc)
-        return;
-    for (size_t k = 0; k < sizeof(fusions) / sizeof(fusions[0]); k++) {
-        if (insns[n - 2].fn == fusions[k].base) {
-            insns[n - 2].fn = fusions[k].fused;
-            return;
-        }
+    if (n < 2 || insns[n - 1].fn != soft_jcc || (insns[n - 1].sub >> 1) == 5)
+        return; /* JP/JNP need PF, which the flag index leaves out */
+    soft_exec_fn f = fused_jcc(insns[n - 2].fn);
+    if (f) {
+        insns[n - 2].fn = f;
+        insns[n - 1].imm2 = soft_cond_mask(insns[n - 1].sub);
     }
 }
 
@@ -504,101 +766,156 @@ static const struct {
 #undef PAIR_ENTRY
 };
 
-static void fuse_pairs(struct soft_insn *insns, unsigned n)
+/* --- what the block passes know about each handler ------------------------------------- */
+
+/* How an instruction's handler treats the arithmetic flags. FX_ALU: a generic ALU handler,
+ * which writes them, except for ADC/SBB (sub 2 and 3), which read them. */
+enum { FX_READS, FX_NEUTRAL, FX_WRITES, FX_ALU };
+
+/* Facts about one handler, looked up by its address in a small open-addressing table filled
+ * once at startup: the passes run for every decoded block, and Linux decodes a lot while it
+ * boots (code pages are rewritten, user blocks dropped on every CR3 write). */
+struct fn_info {
+    soft_exec_fn fn;
+    soft_exec_fn flagless; /* twin without flag bookkeeping, or NULL */
+    soft_exec_fn jcc;      /* this followed by the block's Jcc, fused; or NULL */
+    soft_exec_fn pair[2];  /* fast_mov_rr32 / fast_mov_rr64 followed by this, fused; or NULL */
+    uint8_t fx;
+};
+
+#define INFO_BITS 9
+#define INFO_MASK ((1u << INFO_BITS) - 1)
+static struct fn_info infos[1u << INFO_BITS]; /* written only before main() */
+
+static struct fn_info *info_find(soft_exec_fn fn, int create)
 {
-    for (unsigned k = 0; k + 1 < n; k++) {
-        soft_exec_fn a = insns[k].fn, b = insns[k + 1].fn;
-        if (a != fast_mov_rr32 && a != fast_mov_rr64)
-            continue;
-        for (size_t p = 0; p < sizeof(pairs) / sizeof(pairs[0]); p++) {
-            if (pairs[p].first == a && pairs[p].second == b) {
-                insns[k].fn = pairs[p].pair;
-                k++; /* the second one is consumed */
-                break;
-            }
+    uintptr_t p = (uintptr_t)fn;
+    for (unsigned s = (unsigned)((p >> 4) ^ (p >> (4 + INFO_BITS))) & INFO_MASK;;
+         s = (s + 1) & INFO_MASK) {
+        if (infos[s].fn == fn)
+            return &infos[s];
+        if (infos[s].fn == NULL) {
+            if (!create)
+                return NULL;
+            infos[s].fn = fn;
+            infos[s].fx = FX_READS;
+            return &infos[s];
         }
     }
 }
 
-/* How an instruction's handler treats the arithmetic flags. */
-enum { FX_READS, FX_NEUTRAL, FX_WRITES };
+static void info_fx(soft_exec_fn fn, int fx)
+{
+    info_find(fn, 1)->fx = (uint8_t)fx;
+}
+
+static void info_writes(soft_exec_fn fn)
+{
+    info_fx(fn, FX_WRITES);
+}
+
+static soft_exec_fn fused_jcc(soft_exec_fn fn)
+{
+    const struct fn_info *f = info_find(fn, 0);
+    return f ? f->jcc : NULL;
+}
 
 static int flag_effect(const struct soft_insn *i)
 {
-    soft_exec_fn fn = i->fn;
-    for (unsigned k = 0; k < 9; k++) {
-        if (k == 2 || k == 3)
-            continue;
-        for (unsigned v = 0; v < 8; v++) {
-            if (fn == alu_sets[k].f[v])
-                return FX_WRITES;
-        }
-    }
-    for (unsigned k = 0; k < 8; k++) {
-        if (k == 2 || k == 3)
-            continue;
-        for (unsigned v = 0; v < 4; v++) {
-            if (fn == alu_mem_sets[k].f[v])
-                return FX_WRITES;
-        }
-    }
-    if (fn == fast_inc64_nf || fn == fast_inc32_nf || fn == fast_dec64_nf || fn == fast_dec32_nf)
-        return FX_NEUTRAL;
-    if ((fn == soft_alu_rm_reg || fn == soft_alu_reg_rm || fn == soft_alu_rm_imm) &&
-        i->sub != 2 && i->sub != 3)
-        return FX_WRITES;
-    if (fn == fast_cmp_mi || fn == fast_cmp_mr || fn == fast_test_mi)
-        return FX_WRITES;
-    if (fn == fast_load_n || fn == fast_store_n || fn == fast_movzx_r || fn == fast_movzx16_load)
-        return FX_NEUTRAL;
-    if (fn == soft_test_rm_reg || fn == soft_test_rm_imm || fn == soft_neg_rm ||
-        fn == fast_shl64 || fn == fast_shl32 || fn == fast_shr64 || fn == fast_shr32 ||
-        fn == fast_sar64 || fn == fast_sar32 || fn == soft_imul_reg_rm ||
-        fn == soft_imul_reg_rm_imm || fn == soft_mul_rm || fn == soft_imul1_rm)
-        return FX_WRITES;
-    if (fn == fast_mov_rr64 || fn == fast_mov_rr32 || fn == fast_mov_ri || fn == fast_load64 ||
-        fn == fast_load32 || fn == fast_store64 || fn == fast_store32 ||
-        fn == fast_movzx8_load || fn == fast_lea64 || fn == fast_lea32 || fn == fast_push64 ||
-        fn == fast_pop64 || fn == soft_mov_rm_reg || fn == soft_mov_reg_rm ||
-        fn == soft_mov_rm_imm || fn == soft_mov_reg_imm || fn == soft_lea || fn == soft_movzx ||
-        fn == soft_movsx || fn == soft_push_reg || fn == soft_pop_reg || fn == soft_nop ||
-        fn == soft_not_rm || fn == soft_bswap || fn == fast_rol64_nf || fn == fast_rol32_nf ||
-        fn == fast_ror64_nf || fn == fast_ror32_nf || fn == soft_push_imm ||
-        fn == soft_xchg_rm_reg || fn == soft_cbw || fn == soft_cwd)
-        return FX_NEUTRAL;
-    return FX_READS;
+    const struct fn_info *f = info_find(i->fn, 0);
+    if (!f)
+        return FX_READS;
+    if (f->fx == FX_ALU)
+        return i->sub != 2 && i->sub != 3 ? FX_WRITES : FX_READS;
+    return f->fx;
 }
 
 /* Flagless twin of a flag-writing fast handler, or NULL. */
 static soft_exec_fn flagless(soft_exec_fn fn)
 {
+    const struct fn_info *f = info_find(fn, 0);
+    return f ? f->flagless : NULL;
+}
+
+static void fuse_pairs(struct soft_insn *insns, unsigned n)
+{
+    for (unsigned k = 0; k + 1 < n; k++) {
+        soft_exec_fn a = insns[k].fn;
+        if (a != fast_mov_rr32 && a != fast_mov_rr64)
+            continue;
+        const struct fn_info *f = info_find(insns[k + 1].fn, 0);
+        soft_exec_fn p = f ? f->pair[a == fast_mov_rr64] : NULL;
+        if (p) {
+            insns[k].fn = p;
+            k++; /* the second one is consumed */
+        }
+    }
+}
+
+__attribute__((constructor)) static void fast_info_init(void)
+{
     for (unsigned k = 0; k < 9; k++) {
         if (k == 2 || k == 3)
             continue;
-        for (unsigned v = 0; v < 4; v++) {
-            if (fn == alu_sets[k].f[v])
-                return alu_sets[k].f[v + 4];
+        for (unsigned v = 0; v < 8; v++) {
+            info_fx(alu_sets[k].f[v], FX_WRITES);
+            if (v < 4)
+                info_find(alu_sets[k].f[v], 1)->flagless = alu_sets[k].f[v + 4];
         }
-    }
-    for (unsigned k = 0; k < 8; k++) {
-        if (k == 2 || k == 3)
+        if (k == 8)
             continue;
-        for (unsigned v = 0; v < 2; v++) {
-            if (fn == alu_mem_sets[k].f[v])
-                return alu_mem_sets[k].f[v + 2];
+        for (unsigned v = 0; v < 4; v++) {
+            info_fx(alu_mem_sets[k].f[v], FX_WRITES);
+            if (v < 2)
+                info_find(alu_mem_sets[k].f[v], 1)->flagless = alu_mem_sets[k].f[v + 2];
         }
     }
-    if (fn == fast_inc64) return fast_inc64_nf;
-    if (fn == fast_inc32) return fast_inc32_nf;
-    if (fn == fast_dec64) return fast_dec64_nf;
-    if (fn == fast_dec32) return fast_dec32_nf;
-    if (fn == fast_shl64) return fast_shl64_nf;
-    if (fn == fast_shl32) return fast_shl32_nf;
-    if (fn == fast_shr64) return fast_shr64_nf;
-    if (fn == fast_shr32) return fast_shr32_nf;
-    if (fn == fast_sar64) return fast_sar64_nf;
-    if (fn == fast_sar32) return fast_sar32_nf;
-    return NULL;
+    static const soft_exec_fn writes[] = {
+        soft_test_rm_reg, soft_test_rm_imm, soft_neg_rm, fast_shl64, fast_shl32, fast_shr64,
+        fast_shr32, fast_sar64, fast_sar32, soft_imul_reg_rm, soft_imul_reg_rm_imm,
+        soft_mul_rm, soft_imul1_rm,
+    };
+    static const soft_exec_fn neutral[] = {
+        fast_inc64_nf, fast_inc32_nf, fast_dec64_nf, fast_dec32_nf, fast_load_n1, fast_load_n2,
+        fast_store_n1, fast_store_n2, fast_movzx_r, fast_movzx16_load, fast_movsx_r,
+        fast_movsx1_4, fast_movsx1_8, fast_movsx2_4, fast_movsx2_8, fast_movsx4_8,
+        fast_movsx_r1_4, fast_movsx_r1_8, fast_movsx_r2_4, fast_movsx_r2_8, fast_movsx_r4_8,
+        fast_mov_rr64, fast_mov_rr32, fast_mov_ri, fast_load64, fast_load32, fast_store64,
+        fast_store32, fast_movzx8_load, fast_lea64, fast_lea32, fast_push64, fast_pop64,
+        soft_mov_rm_reg, soft_mov_reg_rm, soft_mov_rm_imm, soft_mov_reg_imm, soft_lea,
+        soft_movzx, soft_movsx, soft_push_reg, soft_pop_reg, soft_nop, soft_not_rm, soft_bswap,
+        fast_rol64_nf, fast_rol32_nf, fast_ror64_nf, fast_ror32_nf, soft_push_imm,
+        soft_xchg_rm_reg, soft_cbw, soft_cwd,
+    };
+    for (size_t k = 0; k < sizeof(writes) / sizeof(writes[0]); k++)
+        info_fx(writes[k], FX_WRITES);
+    for (size_t k = 0; k < sizeof(neutral) / sizeof(neutral[0]); k++)
+        info_fx(neutral[k], FX_NEUTRAL);
+    for (unsigned k = 0; k < 4; k++) {
+        info_fx(cmp_mi_fns[k], FX_WRITES);
+        info_fx(cmp_mr_fns[k], FX_WRITES);
+        info_fx(test_mi_fns[k], FX_WRITES);
+    }
+    soft_fast_alu_flag_writers(info_writes);
+    info_fx(soft_alu_rm_reg, FX_ALU);
+    info_fx(soft_alu_reg_rm, FX_ALU);
+    info_fx(soft_alu_rm_imm, FX_ALU);
+    /* INC/DEC read CF (they keep it), so they stay FX_READS but have flagless twins. */
+    static const soft_exec_fn twins[][2] = {
+        {fast_inc64, fast_inc64_nf}, {fast_inc32, fast_inc32_nf}, {fast_dec64, fast_dec64_nf},
+        {fast_dec32, fast_dec32_nf}, {fast_shl64, fast_shl64_nf}, {fast_shl32, fast_shl32_nf},
+        {fast_shr64, fast_shr64_nf}, {fast_shr32, fast_shr32_nf}, {fast_sar64, fast_sar64_nf},
+        {fast_sar32, fast_sar32_nf}, {fast_shl64_cl, fast_shl64_cl_nf},
+        {fast_shl32_cl, fast_shl32_cl_nf}, {fast_shr64_cl, fast_shr64_cl_nf},
+        {fast_shr32_cl, fast_shr32_cl_nf}, {fast_sar64_cl, fast_sar64_cl_nf},
+        {fast_sar32_cl, fast_sar32_cl_nf},
+    };
+    for (size_t k = 0; k < sizeof(twins) / sizeof(twins[0]); k++)
+        info_find(twins[k][0], 1)->flagless = twins[k][1];
+    for (size_t k = 0; k < sizeof(fusions) / sizeof(fusions[0]); k++)
+        info_find(fusions[k].base, 1)->jcc = fusions[k].fused;
+    for (size_t k = 0; k < sizeof(pairs) / sizeof(pairs[0]); k++)
+        info_find(pairs[k].second, 1)->pair[pairs[k].first == fast_mov_rr64] = pairs[k].pair;
 }
 
 void soft_flags_prune(const struct soft_cpu *cpu, struct soft_insn *insns, unsigned n)
@@ -620,6 +937,14 @@ void soft_flags_prune(const struct soft_cpu *cpu, struct soft_insn *insns, unsig
                 int w = i->osz == 8;
                 i->fn = i->sub == 0 ? (w ? fast_rol64_nf : fast_rol32_nf)
                                     : (w ? fast_ror64_nf : fast_ror32_nf);
+                fx = FX_NEUTRAL;
+            } else if ((i->fn == soft_imul_reg_rm || i->fn == soft_imul_reg_rm_imm) && !i->mem &&
+                       (i->osz == 8 || i->osz == 4)) {
+                int w = i->osz == 8;
+                if (i->fn == soft_imul_reg_rm)
+                    i->fn = w ? fast_imul_rr64_nf : fast_imul_rr32_nf;
+                else
+                    i->fn = w ? fast_imul_rri64_nf : fast_imul_rri32_nf;
                 fx = FX_NEUTRAL;
             }
         }

@@ -111,12 +111,31 @@ void soft_st_slow(struct soft_cpu *cpu, uint64_t addr, unsigned size, uint64_t v
 void soft_mem_read_bytes(struct soft_cpu *cpu, uint64_t addr, void *buf, unsigned len);
 void soft_mem_write_bytes(struct soft_cpu *cpu, uint64_t addr, const void *buf, unsigned len);
 
+/* The host address of a size-byte access at addr when the soft TLB has its page for access
+ * (SOFT_ACC_READ or SOFT_ACC_WRITE) and the access stays within that page; NULL otherwise. One
+ * compare covers both: the entry is picked by addr's page but compared with the page of the
+ * access's last byte, which can only match when both pages are the same (an access crossing
+ * into the next page would need the entry one slot further on). */
+static inline void *soft_tlb_hit(const struct soft_cpu *cpu, uint64_t addr, unsigned size,
+                                 int access)
+{
+    /* The entry's byte offset straight from the address (entries are 32 bytes): two host
+     * instructions instead of extracting the index and scaling it. */
+    _Static_assert(sizeof(struct soft_tlb_entry) == 32, "TLB entry size");
+    const struct soft_tlb_entry *e =
+        (const struct soft_tlb_entry *)((const char *)cpu->tlb +
+                                        ((addr >> (12 - 5)) & ((SOFT_TLB_SIZE - 1) << 5)));
+    uint64_t tag = access == SOFT_ACC_WRITE ? e->tag_write : e->tag_read;
+    if (__builtin_expect(tag == ((addr + size - 1) & ~0xfffull), 1))
+        return (void *)(uintptr_t)(addr + e->addend);
+    return NULL;
+}
+
 static inline void *soft_mem(struct soft_cpu *cpu, uint64_t addr, unsigned size, int access)
 {
-    struct soft_tlb_entry *e = &cpu->tlb[(addr >> 12) & (SOFT_TLB_SIZE - 1)];
-    uint64_t tag = access == SOFT_ACC_WRITE ? e->tag_write : e->tag_read;
-    if (__builtin_expect(tag == (addr & ~0xfffull) && (addr & 0xfff) + size <= 4096, 1))
-        return (void *)(uintptr_t)(addr + e->addend);
+    void *p = soft_tlb_hit(cpu, addr, size, access);
+    if (__builtin_expect(p != NULL, 1))
+        return p;
     return soft_mem_slow(cpu, addr, size, access);
 }
 
@@ -133,12 +152,11 @@ static inline uint64_t soft_ld(struct soft_cpu *cpu, uint64_t addr, unsigned osz
 
 static inline void soft_st(struct soft_cpu *cpu, uint64_t addr, unsigned osz, uint64_t v)
 {
-    struct soft_tlb_entry *e = &cpu->tlb[(addr >> 12) & (SOFT_TLB_SIZE - 1)];
-    if (__builtin_expect(e->tag_write != (addr & ~0xfffull) || (addr & 0xfff) + osz > 4096, 0)) {
+    void *p = soft_tlb_hit(cpu, addr, osz, SOFT_ACC_WRITE);
+    if (__builtin_expect(p == NULL, 0)) {
         soft_st_slow(cpu, addr, osz, v);
         return;
     }
-    void *p = (void *)(uintptr_t)(addr + e->addend);
     switch (osz) {
     case 1: *(uint8_t *)p = (uint8_t)v; break;
     case 2: { uint16_t x = (uint16_t)v; memcpy(p, &x, 2); break; }
@@ -265,8 +283,20 @@ static inline void soft_flags_store(struct soft_cpu *cpu, uint32_t flags)
     cpu->cc_op = SOFT_CC_EFLAGS;
     cpu->cc_res = flags & SOFT_ARITH_FLAGS;
 }
+/* CF alone (INC/DEC keep it, ADC/SBB read it): computed directly after the common operations
+ * instead of building all six flags. */
 static inline int soft_carry(const struct soft_cpu *cpu)
 {
+    unsigned op = cpu->cc_op & ~3u;
+    uint64_t m = soft_cc_mask(cpu->cc_op & 3);
+    if (op == SOFT_CC_SUB)
+        return (cpu->cc_a & m) < (cpu->cc_b & m);
+    if (op == SOFT_CC_LOGIC)
+        return 0;
+    if (op == SOFT_CC_INC || op == SOFT_CC_DEC)
+        return (int)(cpu->cc_b & SOFT_CF);
+    if (op == SOFT_CC_ADD)
+        return (cpu->cc_res & m) < (cpu->cc_a & m);
     return soft_flags_arith(cpu) & SOFT_CF;
 }
 

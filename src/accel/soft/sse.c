@@ -45,9 +45,9 @@ static __m128i load128(struct soft_cpu *cpu, uint64_t a)
 
 static void store128(struct soft_cpu *cpu, uint64_t a, __m128i v)
 {
-    struct soft_tlb_entry *e = &cpu->tlb[(a >> 12) & (SOFT_TLB_SIZE - 1)];
-    if (e->tag_write == (a & ~0xfffull) && (a & 0xfff) <= 4096 - 16) {
-        _mm_storeu_si128((__m128i *)(uintptr_t)(a + e->addend), v);
+    void *p = soft_tlb_hit(cpu, a, 16, SOFT_ACC_WRITE);
+    if (__builtin_expect(p != NULL, 1)) {
+        _mm_storeu_si128((__m128i *)p, v);
         return;
     }
     soft_mem_write_bytes(cpu, a, &v, 16);
