@@ -397,7 +397,7 @@ static void test_leaf4_caches(void **state)
 static void test_tsc_frequency(void **state)
 {
     (void)state;
-    const uint32_t khz = 2593906;
+    const uint32_t khz = 2600000;
     build(CPU_MODEL_BASELINE, 2, 0, khz);
     check_table_shape();
     assert_true(get(0, 0)->eax >= 0x16);
@@ -409,6 +409,10 @@ static void test_tsc_frequency(void **state)
     assert_int_equal((uint64_t)l15->ecx * l15->ebx / l15->eax, (uint64_t)khz * 1000);
     assert_int_equal((uint64_t)l15->ecx * l15->ebx % l15->eax, 0);
     assert_int_equal(l15->ecx, 1000000000); /* the crystal is the 1 GHz LAPIC timer clock */
+    /* ... and so Linux computes it: crystal kHz times EBX in 32-bit arithmetic. */
+    uint32_t crystal_khz = l15->ecx / 1000;
+    assert_int_equal((uint32_t)(crystal_khz * l15->ebx) / l15->eax, khz);
+    assert_true((uint64_t)crystal_khz * l15->ebx <= UINT32_MAX);
     /* 0x16: base and max MHz, bus 100 MHz. */
     const struct cpuid_entry *l16 = get(0x16, 0);
     assert_int_equal(l16->eax, khz / 1000);
@@ -419,6 +423,18 @@ static void test_tsc_frequency(void **state)
     const struct cpuid_entry *t = get(KVM_TIMING, 0);
     assert_int_equal(t->eax, khz);
     assert_int_equal(t->ebx, 1000000);
+
+    /* A frequency whose ratio to 1 GHz needs a numerator Linux would overflow: no ratio. */
+    build(CPU_MODEL_BASELINE, 2, 0, 2593906);
+    l15 = get(0x15, 0);
+    assert_int_equal(l15->eax, 0);
+    assert_int_equal(l15->ebx, 0);
+    assert_int_equal(get(0x16, 0)->eax, 2593);
+    /* The software CPU's 1 GHz TSC is 1:1 with the crystal. */
+    build(CPU_MODEL_BASELINE, 2, 0, 1000000);
+    l15 = get(0x15, 0);
+    assert_int_equal(l15->eax, 1);
+    assert_int_equal(l15->ebx, 1);
 
     /* Without a known frequency the host's crystal values must not leak through. */
     build(CPU_MODEL_BASELINE, 2, 0, 0);

@@ -306,9 +306,31 @@ static void cpu_mmio_write(struct soft_cpu *cpu, uint64_t gpa, unsigned size, co
     }
 }
 
+/* IA32_ARCH_CAPABILITIES: the interpreter executes nothing speculatively, so it declares itself
+ * immune to the speculation and data-sampling attacks that Linux otherwise defends against at
+ * a high price here: page-table isolation switches CR3 (and flushes the TLB) on every system
+ * call, MDS buffer clearing runs VERW on every return to user space. Spectre v1/v2 defences
+ * cannot be turned off this way and stay. */
+#define MSR_IA32_ARCH_CAPABILITIES 0x10a
+#define SOFT_ARCH_CAPABILITIES                                                                    \
+    ((1ull << 0) /* RDCL_NO: no Meltdown */ | (1ull << 4) /* SSB_NO */ |                          \
+     (1ull << 5) /* MDS_NO */ | (1ull << 6) /* IF_PSCHANGE_MC_NO */ | (1ull << 8) /* TAA_NO */ | \
+     (1ull << 13) /* SBDR_SSDP_NO */ | (1ull << 14) /* FBSDP_NO */ | (1ull << 15) /* PSDP_NO */ | \
+     (1ull << 20) /* BHI_NO */ | (1ull << 24) /* PBRSB_NO */ | (1ull << 26) /* GDS_NO */ |        \
+     (1ull << 27) /* RFDS_NO */ | (1ull << 62) /* ITS_NO */)
+#define CPUID_7_EDX_ARCH_CAPABILITIES (1u << 29)
+#define CPUID_7_EBX_TSC_ADJUST (1u << 1)
+
 static int cpu_msr_read(struct soft_cpu *cpu, uint32_t msr, uint64_t *value)
 {
     struct soft_vcpu *sv = cpu->opaque;
+    if (msr == MSR_IA32_ARCH_CAPABILITIES) {
+        const struct cpuid_entry *e7 = cpuid_find(&sv->cpuid, 7, 0);
+        if (!e7 || !(e7->edx & CPUID_7_EDX_ARCH_CAPABILITIES))
+            return -ENOENT;
+        *value = SOFT_ARCH_CAPABILITIES;
+        return 0;
+    }
     int r = lapic_msr_read(sv->lapic, msr, value);
     return r == 0 ? 0 : -ENOENT;
 }
@@ -367,12 +389,11 @@ static void soft_supported_cpuid(struct soft_cpu *cpu, struct cpuid_table *t)
         struct cpuid_entry *e = &t->entries[t->count++];
         *e = (struct cpuid_entry){.function = leaves[k], .eax = o[0], .ebx = o[1], .ecx = o[2],
                                   .edx = o[3]};
-        /* Capped at 0xb: leaves the interpreter does not answer (XSAVE in 0xd) stay out. Raising
-         * it to 0x16 (TSC frequency leaves) let one-vCPU boots skip PIT calibration but made the
-         * 2- and 4-vCPU boots hit soft lockups with the guest clock far ahead: not understood
-         * yet, see docs/soft-cpu.md. */
-        if (leaves[k] == 0 && e->eax > 0xb)
-            e->eax = 0xb;
+        /* Up to 0x16 whatever the host has: cpuid_build() then states the TSC frequency in
+         * 0x15/0x16 and Linux neither calibrates it against the PIT nor distrusts it. Leaves the
+         * interpreter does not implement (XSAVE in 0xd) are not taken from this table. */
+        if (leaves[k] == 0)
+            e->eax = 0x16;
         if (leaves[k] == 1) {
             /* System features: PSE, TSC, MSR, PAE, CX8, APIC, MTRR, PGE, PAT, CLFLUSH... */
             e->edx |= (1u << 3) | (1u << 4) | (1u << 5) | (1u << 6) | (1u << 8) | (1u << 9) |
@@ -386,10 +407,10 @@ static void soft_supported_cpuid(struct soft_cpu *cpu, struct cpuid_table *t)
     *e7 = (struct cpuid_entry){.function = 7, .flags = CPUID_F_SIGNIFICANT_INDEX};
     uint32_t o[4];
     soft_cpuid(cpu, 7, 0, o);
-    /* TSC_ADJUST is implemented as an MSR but not advertised: advertised, Linux's TSC sync
-     * check measured the interpreter's slow cross-CPU handshake as a TSC warp and wrote large
-     * adjustments (guest clock hours ahead). */
-    e7->ebx = o[1];
+    e7->ebx = o[1] | CPUID_7_EBX_TSC_ADJUST;
+    /* The TSC is the host's monotonic clock scaled to a fixed rate: invariant. */
+    struct cpuid_entry *e87 = &t->entries[t->count++];
+    *e87 = (struct cpuid_entry){.function = 0x80000007, .edx = 1u << 8};
 }
 
 static int soft_vm_init(struct vm *vm, char *why, unsigned why_len)
@@ -589,6 +610,17 @@ static int soft_vcpu_init(struct vcpu *vcpu)
                      s->tsc_khz, &sv->cpuid);
     if (rc < 0)
         return rc;
+    /* Both CPU models get ARCH_CAPABILITIES: what it declares is a fact of this backend, as
+     * KVM's own value is of the host (a guest moved between the two sees each one's truth).
+     * TSC_ADJUST too (baseline hides leaf 7): with an invariant TSC and TSC_ADJUST, Linux
+     * trusts the TSC without its clocksource watchdog, which otherwise compares it with
+     * jiffies early in boot, and jiffies lag whenever the host delays the vCPU thread past a
+     * PIT tick (two ticks due at once arrive as one). */
+    struct cpuid_entry *e7 = (struct cpuid_entry *)cpuid_find(&sv->cpuid, 7, 0);
+    if (e7) {
+        e7->edx |= CPUID_7_EDX_ARCH_CAPABILITIES;
+        e7->ebx |= CPUID_7_EBX_TSC_ADJUST;
+    }
     cpu_reset_state(&sv->cpu);
     const struct msr_value *boot = msr_boot_values();
     for (unsigned i = 0; i < MSR_BOOT_COUNT; i++) {

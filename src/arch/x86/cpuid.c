@@ -133,6 +133,16 @@ static int cpuid_add_caches(struct cpuid_table *out, const struct cpuid_table *s
     return 0;
 }
 
+static uint32_t gcd_u32(uint32_t a, uint32_t b)
+{
+    while (b) {
+        uint32_t t = a % b;
+        a = b;
+        b = t;
+    }
+    return a;
+}
+
 static void cpuid_set_vendor_leaf0(struct cpuid_entry *e, uint32_t max_leaf)
 {
     if (e->eax > max_leaf)
@@ -191,12 +201,18 @@ int cpuid_build(const struct cpuid_table *sup, enum cpu_model model, unsigned nc
     }
     if (max_leaf >= 0x15 && tsc_khz) {
         /* Linux takes the crystal (ECX) as the LAPIC timer's frequency: both KVM's in-kernel
-         * LAPIC and the software CPU's count at 1 GHz. TSC = ECX * EBX / EAX, exact to the kHz. */
+         * LAPIC and the software CPU's count at 1 GHz. TSC = ECX * EBX / EAX, as the reduced
+         * fraction tsc_khz / 1e6: Linux multiplies crystal kHz by EBX in 32 bits, so EBX must
+         * stay below 4295. A frequency with no such exact fraction leaves the leaf empty and
+         * Linux calibrates instead (a rounded ratio would make the guest clock drift). */
         if (!(e = cpuid_add(out, 0x15, 0, 0)))
             return -E2BIG;
-        e->eax = 1000000;
-        e->ebx = tsc_khz;
-        e->ecx = 1000000000;
+        uint32_t g = gcd_u32(tsc_khz, 1000000);
+        if (tsc_khz / g <= 4294) {
+            e->eax = 1000000 / g;
+            e->ebx = tsc_khz / g;
+            e->ecx = 1000000000;
+        }
     }
     if (max_leaf >= 0x16 && tsc_khz) {
         if (!(e = cpuid_add(out, 0x16, 0, 0)))
