@@ -10,11 +10,13 @@ all: $(BUILD)/vireo-user
 $(BUILD)/vireo-user: $(SOFT_USER_OBJS) $(LIBVIREO)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-# Differential tests against the host CPU (tests/soft/diff*.c + the native runner in native.S).
+# Differential tests against the host CPU (tests/soft/diff*.c + the native runner in native.S),
+# in 64-bit, 32-bit (compatibility mode) and 16-bit code (an LDT code segment).
 SOFT_DIFF := $(BUILD)/soft/diff
 SOFT_TEST_CFLAGS := $(filter-out -MMD -MP,$(CFLAGS))
 
-SOFT_DIFF_SRCS := tests/soft/diff.c tests/soft/diff_gen.c tests/soft/native.S
+SOFT_DIFF_SRCS := tests/soft/diff.c tests/soft/diff_gen.c tests/soft/diff_gen_legacy.c \
+                  tests/soft/native.S
 
 $(SOFT_DIFF): $(SOFT_DIFF_SRCS) tests/soft/diff_gen.h $(LIBVIREO)
 	@mkdir -p $(dir $@)

@@ -65,12 +65,12 @@ uint32_t rfloat(struct rng *r)
 
 
 
-static void emit(struct gen *g, unsigned b)
+void emit(struct gen *g, unsigned b)
 {
     g->code[g->len++] = (uint8_t)b;
 }
 
-static void emit_n(struct gen *g, uint64_t v, unsigned n)
+void emit_n(struct gen *g, uint64_t v, unsigned n)
 {
     for (unsigned k = 0; k < n; k++)
         emit(g, (unsigned)(v >> (8 * k)) & 0xff);
@@ -86,18 +86,30 @@ static unsigned rreg(struct rng *r)
     return v;
 }
 
-/* Operand size choice: 1 = byte form, else 2/4/8 selected by 66 or REX.W. */
-struct ops {
-    unsigned osz;
-    unsigned reg;  /* 0..15 */
-    unsigned rm;   /* 0..15 for register form */
-    int mem;       /* memory form: [rbx + disp8] */
-    unsigned disp;
-    int rex_force; /* emit a REX even when no bit needs it */
-};
 
-static void pick_ops(struct rng *r, struct ops *o, int byteop, int allow_mem)
+/* Operands for 32/16-bit code: registers 0-7 (ESP too: nothing here uses the stack), sizes
+ * 1/2/4, memory forms with either address size. */
+static void pick_ops_legacy(const struct gen *g, struct rng *r, struct ops *o, int byteop,
+                            int allow_mem)
 {
+    o->osz = byteop ? 1 : rn(r, 2) ? 2 : 4;
+    o->reg = rn(r, 8);
+    o->rm = rn(r, 8);
+    o->mem = allow_mem && rn(r, 2);
+    o->disp = rn(r, 112);
+    o->rex_force = 0;
+    unsigned dasz = g->mode == 16 ? 2 : 4;
+    o->asz = rn(r, 3) == 0 ? 6 - dasz : dasz;
+    o->aform = rn(r, 256);
+}
+
+void pick_ops(const struct gen *g, struct rng *r, struct ops *o, int byteop,
+                     int allow_mem)
+{
+    if (g->mode != 64) {
+        pick_ops_legacy(g, r, o, byteop, allow_mem);
+        return;
+    }
     o->osz = byteop ? 1 : (unsigned[]){2, 4, 8}[rn(r, 3)];
     o->reg = rreg(r);
     o->rm = rreg(r);
@@ -106,10 +118,57 @@ static void pick_ops(struct rng *r, struct ops *o, int byteop, int allow_mem)
     o->rex_force = rn(r, 4) == 0;
 }
 
+/* ModRM (+ SIB) + disp8 of a 32/16-bit memory form. 16-bit: all eight [bx+si].. [bx] forms
+ * with disp8; 32-bit: [ebx/ebp/esi/edi + disp8] or [ebx/ebp + esi/edi*1/2 + disp8]. The
+ * harness keeps BX BP SI DI small, so every form stays in the memory page; for some
+ * two-register forms it makes the sum wrap around the address size instead. */
+static void emit_legacy_mem(struct gen *g, const struct ops *o, unsigned regf)
+{
+    static const uint8_t base32[] = {3, 5, 6, 7};
+    if (o->asz == 2) {
+        emit(g, 0x40 | ((regf & 7) << 3) | (o->aform & 7));
+    } else if (o->aform & 32) {
+        emit(g, 0x44 | ((regf & 7) << 3));
+        unsigned base = (o->aform & 1) ? 5 : 3, index = (o->aform & 2) ? 7 : 6;
+        emit(g, ((o->aform >> 2) & 1) << 6 | index << 3 | base);
+    } else {
+        emit(g, 0x40 | ((regf & 7) << 3) | base32[o->aform & 3]);
+    }
+    emit(g, o->disp);
+    g->addr_size = o->asz;
+    if (o->aform & 16) {
+        if (o->asz == 2 ? (o->aform & 7) < 4 : (o->aform & 32))
+            g->addr_wrap = 1;
+        else if (o->asz == 4 && g->addr_wrap == 2)
+            g->addr_wrap = 2; /* asked for by gen_l_wrap */
+    }
+    if (g->addr_wrap == 2 && (o->asz != 4 || (o->aform & 32)))
+        g->addr_wrap = 0;
+}
+
 /* Emit [66] [REX] opcode ModRM [disp8] for the operand choice; opcode bytes in op[0..nop). */
-static void emit_modrm_insn(struct gen *g, const struct ops *o, const uint8_t *op, unsigned nop,
+void emit_modrm_insn(struct gen *g, const struct ops *o, const uint8_t *op, unsigned nop,
                             int digit, int mand_pfx)
 {
+    if (g->mode != 64) {
+        unsigned dsz = g->mode == 16 ? 2 : 4, regf = digit >= 0 ? (unsigned)digit : o->reg;
+        /* Not for size 8 (REX.W in 64-bit code) nor SSE: their GPR operands are 32-bit */
+        if (o->osz != 1 && o->osz != 8 && o->osz != dsz && !mand_pfx && !g->sse)
+            emit(g, 0x66);
+        if (o->mem && o->asz != dsz)
+            emit(g, 0x67);
+        if (o->mem && (o->aform >> 6))
+            emit(g, (unsigned[]){0, 0x26, 0x36, 0x3e}[o->aform >> 6]);
+        if (mand_pfx)
+            emit(g, (unsigned)mand_pfx);
+        for (unsigned k = 0; k < nop; k++)
+            emit(g, op[k]);
+        if (o->mem)
+            emit_legacy_mem(g, o, regf);
+        else
+            emit(g, 0xc0 | ((regf & 7) << 3) | (o->rm & 7));
+        return;
+    }
     if (o->osz == 2)
         emit(g, 0x66);
     if (mand_pfx)
@@ -129,19 +188,19 @@ static void emit_modrm_insn(struct gen *g, const struct ops *o, const uint8_t *o
     }
 }
 
-static unsigned imm_size(unsigned osz)
+unsigned imm_size(unsigned osz)
 {
     return osz == 1 ? 1 : osz == 2 ? 2 : 4;
 }
 
 /* --- families ----------------------------------------------------------------------------- */
 
-static void gen_alu(struct rng *r, struct gen *g)
+void gen_alu(struct rng *r, struct gen *g)
 {
     struct ops o;
     unsigned op = rn(r, 8), form = rn(r, 6);
     int logic = op == 1 || op == 4 || op == 6;
-    pick_ops(r, &o, rn(r, 3) == 0, 1);
+    pick_ops(g, r, &o, rn(r, 3) == 0, 1);
     g->fmask = logic ? F_ALL & ~F_AF : F_ALL;
     uint8_t b;
     switch (form) {
@@ -153,7 +212,7 @@ static void gen_alu(struct rng *r, struct gen *g)
         break;
     case 2: /* accumulator, immediate */
         o.mem = 0;
-        if (o.osz == 2)
+        if (o.osz != 1 && o.osz != (g->mode == 16 ? 2u : 4u) && o.osz != 8)
             emit(g, 0x66);
         if (o.osz == 8)
             emit(g, 0x48);
@@ -185,10 +244,10 @@ static void gen_alu(struct rng *r, struct gen *g)
     }
 }
 
-static void gen_unary(struct rng *r, struct gen *g)
+void gen_unary(struct rng *r, struct gen *g)
 {
     struct ops o;
-    pick_ops(r, &o, rn(r, 3) == 0, 1);
+    pick_ops(g, r, &o, rn(r, 3) == 0, 1);
     unsigned k = rn(r, 4); /* INC DEC NOT NEG */
     uint8_t b = (uint8_t)((k < 2 ? 0xfe : 0xf6) + (o.osz != 1));
     emit_modrm_insn(g, &o, &b, 1, k < 2 ? (int)k : (int)k, 0);
@@ -199,7 +258,7 @@ static void gen_unary(struct rng *r, struct gen *g)
 static void gen_shift(struct rng *r, struct gen *g)
 {
     struct ops o;
-    pick_ops(r, &o, rn(r, 3) == 0, 1);
+    pick_ops(g, r, &o, rn(r, 3) == 0, 1);
     unsigned kind = rn(r, 8), form = rn(r, 4), count;
     uint8_t b;
     unsigned bits = o.osz * 8;
@@ -255,7 +314,7 @@ static void gen_muldiv(struct rng *r, struct gen *g)
 {
     struct ops o;
     unsigned form = rn(r, 4);
-    pick_ops(r, &o, form == 0 && rn(r, 3) == 0, 1);
+    pick_ops(g, r, &o, form == 0 && rn(r, 3) == 0, 1);
     if (form == 0) { /* F6/F7 /4..7 */
         unsigned k = 4 + rn(r, 4);
         uint8_t b = (uint8_t)(0xf6 + (o.osz != 1));
@@ -279,10 +338,10 @@ static void gen_muldiv(struct rng *r, struct gen *g)
     g->what = "imul r,r/m[,imm]";
 }
 
-static void gen_bit(struct rng *r, struct gen *g)
+void gen_bit(struct rng *r, struct gen *g)
 {
     struct ops o;
-    pick_ops(r, &o, 0, 1);
+    pick_ops(g, r, &o, 0, 1);
     unsigned form = rn(r, 5);
     if (o.osz == 1)
         o.osz = 4;
@@ -317,7 +376,9 @@ static void gen_bit(struct rng *r, struct gen *g)
             o.osz = 4;
         unsigned reg = rreg(r);
         unsigned rex = 0x40 | (o.osz == 8 ? 8 : 0) | ((reg & 8) ? 1 : 0);
-        if (rex != 0x40)
+        if (g->mode == 16)
+            emit(g, 0x66);
+        if (rex != 0x40 && g->mode == 64)
             emit(g, rex);
         emit(g, 0x0f);
         emit(g, 0xc8 + (reg & 7));
@@ -344,7 +405,7 @@ static void gen_mov(struct rng *r, struct gen *g)
 {
     struct ops o;
     unsigned form = rn(r, 10);
-    pick_ops(r, &o, rn(r, 3) == 0, 1);
+    pick_ops(g, r, &o, rn(r, 3) == 0, 1);
     g->fmask = F_ALL;
     uint8_t b, ob[2];
     switch (form) {
@@ -458,7 +519,7 @@ static void gen_string(struct rng *r, struct gen *g)
     g->what = "string";
 }
 
-static void gen_sse_int(struct rng *r, struct gen *g)
+void gen_sse_int(struct rng *r, struct gen *g)
 {
     static const uint8_t bin[] = {
         0x60, 0x61, 0x62, 0x63, 0x64, 0x65, 0x66, 0x67, 0x68, 0x69, 0x6a, 0x6b, 0x6c, 0x6d,
@@ -467,7 +528,7 @@ static void gen_sse_int(struct rng *r, struct gen *g)
         0xee, 0xef, 0xf1, 0xf2, 0xf3, 0xf4, 0xf5, 0xf6, 0xf8, 0xf9, 0xfa, 0xfb, 0xfc, 0xfd,
         0xfe, 0x6f, 0x7f, 0xd6};
     struct ops o;
-    pick_ops(r, &o, 0, 1);
+    pick_ops(g, r, &o, 0, 1);
     o.osz = 4;
     o.disp = rn(r, 7) * 16;
     unsigned form = rn(r, 6);
@@ -532,13 +593,13 @@ static void gen_sse_int(struct rng *r, struct gen *g)
     }
 }
 
-static void gen_sse_fp(struct rng *r, struct gen *g)
+void gen_sse_fp(struct rng *r, struct gen *g)
 {
     static const uint8_t arith[] = {0x51, 0x58, 0x59, 0x5c, 0x5d, 0x5e, 0x5f, 0x54, 0x55, 0x56,
                                     0x57, 0x14, 0x15, 0x5a, 0x5b, 0xc2, 0xc6, 0xe6, 0x10, 0x11,
                                     0x28, 0x12, 0x16};
     struct ops o;
-    pick_ops(r, &o, 0, 1);
+    pick_ops(g, r, &o, 0, 1);
     o.osz = 4;
     unsigned form = rn(r, 5);
     static const int pf[] = {0, 0x66, 0xf3, 0xf2};
@@ -601,7 +662,7 @@ static void gen_sse_fp(struct rng *r, struct gen *g)
 
 /* x87: short sequences that load from memory, compute, and store back, leaving the stack
  * empty; memory holds doubles at [rbx+0..], [rbx+8..], the results go to [rbx+64..]. */
-static void gen_x87(struct rng *r, struct gen *g)
+void gen_x87(struct rng *r, struct gen *g)
 {
     static const uint8_t ariths[][2] = {{0xde, 0xc1}, {0xde, 0xc9}, {0xde, 0xe9}, {0xde, 0xe1},
                                         {0xde, 0xf9}, {0xde, 0xf1}};
@@ -679,23 +740,109 @@ static void gen_cond(struct rng *r, struct gen *g)
 }
 
 
-
 const struct family families[] = {
-    {"alu", gen_alu,
-     "00-05 08-0D 10-15 18-1D 20-25 28-2D 30-35 38-3D 80 81 83 84 85 A8 A9 F6/0 F7/0"},
-    {"unary", gen_unary, "FE/0-1 FF/0-1 F6/2-3 F7/2-3"},
-    {"cond", gen_cond, "SETcc/CMOVcc after ALU, INC/DEC/NEG (lazy flags)"},
-    {"shift", gen_shift, "C0 C1 D0-D3 /0-7, 0F A4 A5 AC AD"},
-    {"muldiv", gen_muldiv, "F6/F7 /4-7, 0F AF, 69, 6B"},
-    {"bit", gen_bit, "0F A3 AB B3 BB BA BC BD C8-CF, 0F B0 B1 C0 C1 (LOCK)"},
-    {"mov", gen_mov,
-     "88-8B C6 C7 B0-BF 0F B6 B7 BE BF 63 8D 86 87 0F 40-4F 0F 90-9F 98 99 9E 9F F5 F8 F9"},
-    {"string", gen_string, "A4-A7 AA-AF with F3/F2"},
-    {"sse-int", gen_sse_int, "66 0F 60-6F 70-76 7E 7F C4 C5 D1-FE, F3 0F 6F 7E 7F"},
-    {"sse-fp", gen_sse_fp, "0F 10-16 28 2A 2C-2F 50-5F C2 C6 E6 (none/66/F3/F2)"},
-    {"x87", gen_x87,
-     "D9 DB DD DE DF (FLD FSTP FIST FILD FADDP.. FCOMIP FCOMPP FNSTSW FCHS FABS FSQRT FRNDINT "
-     "FXCH)"},
+    {.name = "alu", .gen = gen_alu,
+     .opcodes = "00-05 08-0D 10-15 18-1D 20-25 28-2D 30-35 38-3D 80 81 83 84 85 A8 A9 F6/0 F7/0"},
+    {.name = "unary", .gen = gen_unary,
+     .opcodes = "FE/0-1 FF/0-1 F6/2-3 F7/2-3"},
+    {.name = "cond", .gen = gen_cond,
+     .opcodes = "SETcc/CMOVcc after ALU, INC/DEC/NEG (lazy flags)"},
+    {.name = "shift", .gen = gen_shift,
+     .opcodes = "C0 C1 D0-D3 /0-7, 0F A4 A5 AC AD"},
+    {.name = "muldiv", .gen = gen_muldiv,
+     .opcodes = "F6/F7 /4-7, 0F AF, 69, 6B"},
+    {.name = "bit", .gen = gen_bit,
+     .opcodes = "0F A3 AB B3 BB BA BC BD C8-CF, 0F B0 B1 C0 C1 (LOCK)"},
+    {.name = "mov", .gen = gen_mov,
+     .opcodes = "88-8B C6 C7 B0-BF 0F B6 B7 BE BF 63 8D 86 87 0F 40-4F 0F 90-9F 98 99 9E 9F F5 F8 "
+                "F9"},
+    {.name = "string", .gen = gen_string,
+     .opcodes = "A4-A7 AA-AF with F3/F2"},
+    {.name = "sse-int", .gen = gen_sse_int,
+     .opcodes = "66 0F 60-6F 70-76 7E 7F C4 C5 D1-FE, F3 0F 6F 7E 7F"},
+    {.name = "sse-fp", .gen = gen_sse_fp,
+     .opcodes = "0F 10-16 28 2A 2C-2F 50-5F C2 C6 E6 (none/66/F3/F2)"},
+    {.name = "x87", .gen = gen_x87,
+     .opcodes = "D9 DB DD DE DF (FLD FSTP FIST FILD FADDP.. FCOMIP FCOMPP FNSTSW FCHS FABS FSQRT "
+                "FRNDINT FXCH)"},
+    /* 32-bit code (compatibility mode) and 16-bit code (a 16-bit LDT code segment). */
+    {.name = "alu32", .gen = gen_l_alu, .mode = 32,
+     .opcodes = "ALU 00-3D 80-85 A8 A9 F6/F7 FE/FF /0-3, 40-4F INC/DEC, 66/67"},
+    {.name = "alu16", .gen = gen_l_alu, .mode = 16,
+     .opcodes = "ALU 00-3D 80-85 A8 A9 F6/F7 FE/FF /0-3, 40-4F INC/DEC, 66/67"},
+    {.name = "cond32", .gen = gen_l_cond, .mode = 32,
+     .opcodes = "SETcc/CMOVcc after ALU, INC/DEC"},
+    {.name = "cond16", .gen = gen_l_cond, .mode = 16,
+     .opcodes = "SETcc/CMOVcc after ALU, INC/DEC"},
+    {.name = "shift32", .gen = gen_shift, .mode = 32,
+     .opcodes = "C0 C1 D0-D3 /0-7, 0F A4 A5 AC AD"},
+    {.name = "shift16", .gen = gen_shift, .mode = 16,
+     .opcodes = "C0 C1 D0-D3 /0-7, 0F A4 A5 AC AD"},
+    {.name = "muldiv32", .gen = gen_muldiv, .mode = 32,
+     .opcodes = "F6/F7 /4-7, 0F AF, 69, 6B"},
+    {.name = "muldiv16", .gen = gen_muldiv, .mode = 16,
+     .opcodes = "F6/F7 /4-7, 0F AF, 69, 6B"},
+    {.name = "bit32", .gen = gen_l_bit, .mode = 32,
+     .opcodes = "0F A3 AB B3 BB BA BC BD C8-CF B0 B1 C0 C1 C7/1 (LOCK)"},
+    {.name = "bit16", .gen = gen_l_bit, .mode = 16,
+     .opcodes = "0F A3 AB B3 BB BA BC BD C8-CF B0 B1 C0 C1 C7/1 (LOCK)"},
+    {.name = "mov32", .gen = gen_l_mov, .mode = 32,
+     .opcodes = "88-8C A0-A3 C6 C7 B0-BF 90-97 98 99 9E 9F D7 0F B6 B7 BE BF 0F 40-4F 0F 90-9F, "
+                "8D all 16/32-bit forms"},
+    {.name = "mov16", .gen = gen_l_mov, .mode = 16,
+     .opcodes = "88-8C A0-A3 C6 C7 B0-BF 90-97 98 99 9E 9F D7 0F B6 B7 BE BF 0F 40-4F 0F 90-9F, "
+                "8D all 16/32-bit forms"},
+    {.name = "string32", .gen = gen_l_string, .mode = 32,
+     .opcodes = "A4-A7 AA-AF with F3/F2, 66, 67"},
+    {.name = "string16", .gen = gen_l_string, .mode = 16,
+     .opcodes = "A4-A7 AA-AF with F3/F2, 66, 67"},
+    {.name = "stack32", .gen = gen_l_stack, .mode = 32,
+     .opcodes = "50-5F 68 6A 8F/0 FF/6 9C C2 C3 C8 C9 E8 E0-E3"},
+    {.name = "stack16", .gen = gen_l_stack, .mode = 16,
+     .opcodes = "50-5F 68 6A 8F/0 FF/6 9C C2 C3 C8 C9 E8 E0-E3"},
+    {.name = "sse-int32", .gen = gen_l_sse_int, .mode = 32,
+     .opcodes = "66 0F 60-6F 70-76 7E 7F C4 C5 D1-FE, F3 0F 6F 7E 7F"},
+    {.name = "sse-fp32", .gen = gen_l_sse_fp, .mode = 32,
+     .opcodes = "0F 10-16 28 2A 2C-2F 50-5F C2 C6 E6 (none/66/F3/F2)"},
+    {.name = "x87-32", .gen = gen_l_x87, .mode = 32,
+     .opcodes = "D9 DB DD DE DF"},
+    {.name = "sse-int16", .gen = gen_l_sse_int, .mode = 16,
+     .opcodes = "66 0F 60-6F 70-76 7E 7F C4 C5 D1-FE, F3 0F 6F 7E 7F"},
+    {.name = "sse-fp16", .gen = gen_l_sse_fp, .mode = 16,
+     .opcodes = "0F 10-16 28 2A 2C-2F 50-5F C2 C6 E6 (none/66/F3/F2)"},
+    {.name = "x87-16", .gen = gen_l_x87, .mode = 16,
+     .opcodes = "D9 DB DD DE DF"},
+    /* ESP stays below 64 KiB here, so SP and ESP agree: see stack32-ss16 for SS.B */
+    {.name = "stack16-ss32", .gen = gen_l_stack_other_ss, .mode = 16,
+     .opcodes = "50-5F 68 6A 8F/0 FF/6 9C C2 C3 C8 C9 E8 with a 32-bit SS"},
+    /* Fail today, so left out of the default run: name them to run them. */
+    {.name = "stack32-ss16", .gen = gen_l_stack_other_ss, .mode = 32,
+     .opcodes = "50-5F 68 6A 8F/0 FF/6 9C C2 C3 C8 C9 E8 with a 16-bit SS",
+     .known_bug = "the stack's address size follows the code size, not SS.B"},
+    {.name = "wrap32", .gen = gen_l_wrap, .mode = 32,
+     .opcodes = "00-3B with [reg32 + disp8] near 4 GiB",
+     .known_bug = "soft_ea() does not wrap segment base + offset at 4 GiB"},
+    {.name = "wrap16", .gen = gen_l_wrap, .mode = 16,
+     .opcodes = "00-3B with [reg32 + disp8] near 4 GiB",
+     .known_bug = "soft_ea() does not wrap segment base + offset at 4 GiB"},
+    {.name = "pusha32", .gen = gen_l_pusha, .mode = 32,
+     .opcodes = "60 61",
+     .known_bug = "PUSHA/POPA (60, 61) raise #UD"},
+    {.name = "pusha16", .gen = gen_l_pusha, .mode = 16,
+     .opcodes = "60 61",
+     .known_bug = "PUSHA/POPA (60, 61) raise #UD"},
+    {.name = "bcd32", .gen = gen_l_bcd, .mode = 32,
+     .opcodes = "27 2F 37 3F D4 D5",
+     .known_bug = "DAA DAS AAA AAS AAM AAD raise #UD"},
+    {.name = "bcd16", .gen = gen_l_bcd, .mode = 16,
+     .opcodes = "27 2F 37 3F D4 D5",
+     .known_bug = "DAA DAS AAA AAS AAM AAD raise #UD"},
+    {.name = "bound32", .gen = gen_l_bound, .mode = 32,
+     .opcodes = "62",
+     .known_bug = "BOUND (62) raises #UD instead of #BR or nothing"},
+    {.name = "bound16", .gen = gen_l_bound, .mode = 16,
+     .opcodes = "62",
+     .known_bug = "BOUND (62) raises #UD instead of #BR or nothing"},
 };
 
 const unsigned nfamilies = sizeof(families) / sizeof(families[0]);

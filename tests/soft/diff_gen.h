@@ -40,13 +40,70 @@ struct gen {
     int small_rdx;   /* divisions: often make the high half small so that they fit */
     int bt_reg;      /* BT with memory: this register holds a small bit offset (+1) */
     int fsw_only;    /* compare AX only in the FPU condition bits (after FNSTSW AX) */
+    int mode;        /* 64, 32 or 16: the code size it runs in (set before the generator) */
+    unsigned addr_size; /* 32/16-bit code with memory operands: their address size (4 or 2);
+                           BX BP SI DI then hold small offsets into the memory window */
+    int ss_bits;     /* 32/16-bit code: SS is a 32-bit (B=1) or 16-bit segment; 0: as the code */
+    int sse;         /* SSE in 32/16-bit code: no 0x66 for the operand size */
+    int align16;     /* 32/16-bit code: those offsets are multiples of 16 (SSE alignment) */
+    int addr_wrap;   /* ... except that 1: BX/BP + SI/DI wraps around the address size;
+                        2: EBX EBP ESI EDI sit just below 4 GiB, so that segment base +
+                        offset wraps to just below the window */
 };
 
 struct family {
     const char *name;
     void (*gen)(struct rng *, struct gen *);
     const char *opcodes; /* for the coverage table */
+    int mode;            /* 32 or 16 for 32/16-bit code; 0 means 64 */
+    const char *known_bug; /* not run unless named: the interpreter bug that makes it fail */
 };
+
+/* Encoding helpers shared by the generator files (diff_gen.c, diff_gen_legacy.c). */
+/* Operand size choice: 1 = byte form, else 2/4/8 selected by 66 or REX.W. */
+struct ops {
+    unsigned osz;
+    unsigned reg;  /* 0..15 */
+    unsigned rm;   /* 0..15 for register form */
+    int mem;       /* memory form: [rbx + disp8] (32/16-bit code: see aform) */
+    unsigned disp;
+    int rex_force; /* emit a REX even when no bit needs it */
+    unsigned asz;  /* 32/16-bit code: address size of the memory form (0x67 when not default) */
+    unsigned aform; /* 32/16-bit code: which base/index registers the memory form uses
+                       (bits 0-5) and which segment override it has (6-7: none ES SS DS) */
+};
+
+void emit(struct gen *g, unsigned b);
+void emit_n(struct gen *g, uint64_t v, unsigned n);
+/* Operands for the mode of g: 64-bit code picks REX registers and sizes up to 8 and
+ * [rbx+disp8]; 32/16-bit code registers 0-7, sizes 1/2/4 and 16/32-bit memory forms. */
+void pick_ops(const struct gen *g, struct rng *r, struct ops *o, int byteop, int allow_mem);
+/* Prefixes, opcode bytes op[0..nop), ModRM (digit or o->reg) and displacement. */
+void emit_modrm_insn(struct gen *g, const struct ops *o, const uint8_t *op, unsigned nop,
+                     int digit, int mand_pfx);
+unsigned imm_size(unsigned osz);
+
+/* Families shared by several modes, and the 32/16-bit ones (diff_gen_legacy.c). */
+void gen_alu(struct rng *r, struct gen *g);
+void gen_unary(struct rng *r, struct gen *g);
+void gen_bit(struct rng *r, struct gen *g);
+void gen_sse_int(struct rng *r, struct gen *g);
+void gen_sse_fp(struct rng *r, struct gen *g);
+void gen_x87(struct rng *r, struct gen *g);
+void gen_l_sse_int(struct rng *r, struct gen *g);
+void gen_l_sse_fp(struct rng *r, struct gen *g);
+void gen_l_x87(struct rng *r, struct gen *g);
+void gen_l_alu(struct rng *r, struct gen *g);
+void gen_l_cond(struct rng *r, struct gen *g);
+void gen_l_mov(struct rng *r, struct gen *g);
+void gen_l_string(struct rng *r, struct gen *g);
+void gen_l_stack(struct rng *r, struct gen *g);
+void gen_l_stack_other_ss(struct rng *r, struct gen *g);
+void gen_l_wrap(struct rng *r, struct gen *g);
+void gen_l_pusha(struct rng *r, struct gen *g);
+void gen_l_bit(struct rng *r, struct gen *g);
+void gen_l_bcd(struct rng *r, struct gen *g);
+void gen_l_bound(struct rng *r, struct gen *g);
 
 extern const struct family families[];
 extern const unsigned nfamilies;
