@@ -333,6 +333,11 @@ static void test_dsdt_contents(void **state)
     static const uint8_t com1[] = { 0x47, 0x01, 0xf8, 0x03, 0xf8, 0x03, 0x01, 0x08,
                                     0x22, 0x10, 0x00, 0x79, 0x00 };
     static const uint8_t pnp0a08[] = { 0x0c, 0x41, 0xd0, 0x0a, 0x08 };
+    /* KBD_: PNP0303 with IO(Decode16, 0x60, 0x60, 1, 1) IO(Decode16, 0x64, ...) IRQNoFlags {1} */
+    static const uint8_t pnp0303[] = { 0x0c, 0x41, 0xd0, 0x03, 0x03 };
+    static const uint8_t kbd[] = { 0x47, 0x01, 0x60, 0x00, 0x60, 0x00, 0x01, 0x01,
+                                   0x47, 0x01, 0x64, 0x00, 0x64, 0x00, 0x01, 0x01,
+                                   0x22, 0x02, 0x00, 0x79, 0x00 };
 
     _Static_assert(ACPI_S5_SLP_TYP > 1 && ACPI_S5_SLP_TYP < 256, "encoded as a ByteConst");
     build(&cfg);
@@ -344,6 +349,8 @@ static void test_dsdt_contents(void **state)
     assert_non_null(memfind(d, n, "COM1", 4));
     assert_non_null(memfind(d, n, ecam, sizeof(ecam)));
     assert_non_null(memfind(d, n, com1, sizeof(com1)));
+    assert_non_null(memfind(d, n, pnp0303, sizeof(pnp0303)));
+    assert_non_null(memfind(d, n, kbd, sizeof(kbd)));
     assert_non_null(memfind(d, n, qword, sizeof(qword)));
     assert_non_null(memfind(d, n, "CP00", 4));
     assert_non_null(memfind(d, n, "CPFE", 4));

@@ -257,6 +257,30 @@ static void dsdt_com1(struct aml *a)
     aml_end(a);
 }
 
+/* The i8042 with its keyboard port only. Described, Linux takes the controller from ACPI and,
+ * finding no PS/2 mouse device (PNP0F13) beside it, leaves the AUX port alone; undescribed, it
+ * probes the controller directly and waits out a timeout on each AUX command this i8042 does
+ * not implement (about a second of boot). */
+static void dsdt_keyboard(struct aml *a)
+{
+    struct aml_res r;
+
+    aml_device_begin(a, "KBD_");
+    aml_name(a, "_HID");
+    aml_eisaid(a, "PNP0303");
+    aml_method_begin(a, "_STA", 0, false);
+    aml_return(a);
+    aml_integer(a, 0x0f);
+    aml_end(a);
+    aml_res_init(&r);
+    aml_res_io(&r, PORT_I8042_DATA, PORT_I8042_DATA, 1, 1);
+    aml_res_io(&r, PORT_I8042_CMD, PORT_I8042_CMD, 1, 1);
+    aml_res_irq_noflags(&r, IRQ_I8042_KBD);
+    aml_name(a, "_CRS");
+    aml_resource_template(a, &r);
+    aml_end(a);
+}
+
 /* The panic notifier: Linux's pvpanic driver binds to QEMU0001 and writes to its port when the
  * kernel panics, so the VMM can end the run as a failure instead of waiting for a reboot. */
 static void dsdt_pvpanic(struct aml *a)
@@ -314,6 +338,7 @@ static int dsdt_body(const struct acpi_config *cfg, uint8_t *buf, size_t cap)
     dsdt_pci0(&a, cfg);
     dsdt_motherboard(&a, cfg);
     dsdt_com1(&a);
+    dsdt_keyboard(&a);
     dsdt_pvpanic(&a);
     dsdt_cpus(&a, cfg->ncpus);
     aml_end(&a);

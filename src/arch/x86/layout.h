@@ -47,6 +47,7 @@
 #define ACPI_RESET_VALUE  0x1
 
 /* Interrupt lines (GSIs on the IOAPIC; ISA IRQ n is GSI n except the timer: IRQ0 -> GSI2). */
+#define IRQ_I8042_KBD 1
 #define IRQ_COM1 4
 #define IRQ_SCI  9
 #define IOAPIC_PINS 24
