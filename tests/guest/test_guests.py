@@ -154,8 +154,10 @@ def test_code_patching(run_guest, accel, cpus):
     emulated_kvm = (accel == "kvm" and (sysmod / "kvm_pvm").exists()
                     and not (sysmod / "kvm_intel").exists() and not (sysmod / "kvm_amd").exists())
     # remap: blocks are keyed by virtual address, and one whose page was remapped must not run.
-    steps = ["1 self_modifying", "2a text_poke", "2b text_poke_bp", "3 straddle", "5 remap"]
-    cmdline = f"cpus={cpus} remap" + (" steps=123" if cpus == 1 else "")
+    # in_block: a store into the next instruction of its own block (P6 and later see it).
+    steps = ["1 self_modifying", "1b self_modifying_in_block", "2a text_poke", "2b text_poke_bp",
+             "3 straddle", "5 remap"]
+    cmdline = f"cpus={cpus} remap in_block" + (" steps=123" if cpus == 1 else "")
     if cpus > 1:
         steps.append("4 cross_vcpu")
     if emulated_kvm:

@@ -189,6 +189,14 @@ struct soft_block *soft_cache_lookup(struct soft_cpu *cpu, uint64_t pc)
     return b;
 }
 
+/* Put in place of the instruction after a store that rewrote its own block: leaves the block
+ * with RIP at that instruction, which is then decoded afresh. */
+static void exit_to_fresh_code(struct soft_cpu *cpu, const struct soft_insn *i)
+{
+    cpu->rip = i->next_rip - i->len;
+    cpu->last_block = NULL;
+}
+
 void soft_cache_invalidate_host_page(struct soft_cpu *cpu, uintptr_t host_page)
 {
     struct soft_cache *c = cpu->cache;
@@ -197,6 +205,12 @@ void soft_cache_invalidate_host_page(struct soft_cpu *cpu, uintptr_t host_page)
         if (b->host_page == host_page || b->host_page2 == host_page) {
             b->pc = ~0ull; /* never looked up, never chained into again */
             b->host_page = b->host_page2 = 0;
+            /* The running block itself: the rest of it may be stale (a store followed by a
+             * jump, the SDM's way to modify code, must see the new bytes, and the decoder
+             * follows jumps inside a block), so it ends after the storing instruction. */
+            const struct soft_insn *cur = cpu->cur;
+            if (cur >= b->insns && cur + 1 < b->insns + b->n)
+                b->insns[cur - b->insns + 1].fn = exit_to_fresh_code;
         }
     }
 }

@@ -67,8 +67,12 @@ void soft_cpu_invalidate_code(struct soft_cpu *cpu, uint64_t addr, uint64_t len)
 {
     /* Blocks are not indexed by page yet: dropping all of them is correct, and rare in user mode
      * because only ranges that overlap decoded code count. System mode will keep a per-page
-     * "holds code" mark and drop only that page's blocks. */
-    if (soft_cache_overlaps(cpu, addr, len))
+     * "holds code" mark and drop only that page's blocks. A block may follow a JMP backwards
+     * within its page, so the cache's [lowest start, highest end) range need not cover all of
+     * its bytes; every byte is within a page of both, hence the widened query. */
+    uint64_t lo = addr > 4096 ? addr - 4096 : 0;
+    uint64_t hi = addr + len + 4096 < addr ? ~0ull : addr + len + 4096;
+    if (soft_cache_overlaps(cpu, lo, hi - lo))
         soft_cache_flush(cpu);
 }
 

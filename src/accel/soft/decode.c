@@ -716,7 +716,7 @@ static int decode_1(struct soft_cpu *cpu, struct dstate *d, struct soft_insn *i,
     return 1;
 }
 
-int soft_decode(struct soft_cpu *cpu, uint64_t rip, struct soft_insn *i)
+static int decode_at(struct soft_cpu *cpu, uint64_t rip, struct soft_insn *i, unsigned depth)
 {
     /* Bytes come from CS.base + RIP (the base is 0 in long mode); RIP stays an offset. */
     struct dstate d = {.cpu = cpu,
@@ -815,6 +815,26 @@ int soft_decode(struct soft_cpu *cpu, uint64_t rip, struct soft_insn *i)
     }
     if (i->fn == soft_exec_ud || i->fn == soft_gp)
         ends = 1;
+    /* A direct JMP within the page does not end the block: its entry holds the instruction at
+     * the target instead, and decoding goes on after that one. The jump itself has no effect
+     * but on RIP, which no handler reads (a fault recomputes it from the entry's own address),
+     * so the block behaves as if the target's code had been laid out after the jump. Loops
+     * whose back edge is a JMP then run as one block per iteration. A chain of JMPs is
+     * followed a few steps only (JMP $ must end). */
+    if (i->fn == soft_jmp_rel && cpu->mode == 64 && depth < 4 &&
+        (i->imm & ~0xfffull) == (rip & ~0xfffull)) {
+        struct soft_insn t;
+        int r = decode_at(cpu, i->imm, &t, depth + 1);
+        if (r >= 0) {
+            *i = t;
+            return r;
+        }
+    }
     soft_specialize(cpu, i);
     return ends;
+}
+
+int soft_decode(struct soft_cpu *cpu, uint64_t rip, struct soft_insn *i)
+{
+    return decode_at(cpu, rip, i, 0);
 }

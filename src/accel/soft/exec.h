@@ -46,6 +46,8 @@ static inline void soft_chain(struct soft_cpu *cpu, const struct soft_insn *t)
         return;
     if (n->pc != pc)
         return; /* invalidated since it was linked */
+    if (((n->pc ^ b->pc) >> 12) && !soft_block_mapped(cpu, n))
+        return; /* its page was remapped: the loop decodes it afresh */
     cpu->rip = n->end_rip;
     n->insns->fn(cpu, n->insns);
 }

@@ -721,19 +721,6 @@ static const struct {
 #undef FUSE_ENTRY_MEM
 };
 
-static soft_exec_fn fused_jcc(soft_exec_fn fn);
-
-static void fuse_branch(struct soft_insn *insns, unsigned n)
-{
-    if (n < 2 || insns[n - 1].fn != soft_jcc || (insns[n - 1].sub >> 1) == 5)
-        return; /* JP/JNP need PF, which the flag index leaves out */
-    soft_exec_fn f = fused_jcc(insns[n - 2].fn);
-    if (f) {
-        insns[n - 2].fn = f;
-        insns[n - 1].imm2 = soft_cond_mask(insns[n - 1].sub);
-    }
-}
-
 /* --- register-move pairs ---------------------------------------------------------------- */
 
 /* Compilers emit long runs of register moves feeding ALU ops (SHA-2 rounds, register
@@ -766,113 +753,38 @@ static const struct {
 #undef PAIR_ENTRY
 };
 
-/* --- what the block passes know about each handler ------------------------------------- */
+/* --- what fast.c tells the block passes (fast_block.c) ------------------------------------ */
 
-/* How an instruction's handler treats the arithmetic flags. FX_ALU: a generic ALU handler,
- * which writes them, except for ADC/SBB (sub 2 and 3), which read them. */
-enum { FX_READS, FX_NEUTRAL, FX_WRITES, FX_ALU };
-
-/* Facts about one handler, looked up by its address in a small open-addressing table filled
- * once at startup: the passes run for every decoded block, and Linux decodes a lot while it
- * boots (code pages are rewritten, user blocks dropped on every CR3 write). */
-struct fn_info {
-    soft_exec_fn fn;
-    soft_exec_fn flagless; /* twin without flag bookkeeping, or NULL */
-    soft_exec_fn jcc;      /* this followed by the block's Jcc, fused; or NULL */
-    soft_exec_fn pair[2];  /* fast_mov_rr32 / fast_mov_rr64 followed by this, fused; or NULL */
-    uint8_t fx;
-};
-
-#define INFO_BITS 9
-#define INFO_MASK ((1u << INFO_BITS) - 1)
-static struct fn_info infos[1u << INFO_BITS]; /* written only before main() */
-
-static struct fn_info *info_find(soft_exec_fn fn, int create)
+soft_exec_fn soft_fast_flagless_form(const struct soft_insn *i)
 {
-    uintptr_t p = (uintptr_t)fn;
-    for (unsigned s = (unsigned)((p >> 4) ^ (p >> (4 + INFO_BITS))) & INFO_MASK;;
-         s = (s + 1) & INFO_MASK) {
-        if (infos[s].fn == fn)
-            return &infos[s];
-        if (infos[s].fn == NULL) {
-            if (!create)
-                return NULL;
-            infos[s].fn = fn;
-            infos[s].fx = FX_READS;
-            return &infos[s];
-        }
-    }
+    int w = i->osz == 8;
+    if (i->mem || (i->osz != 8 && i->osz != 4))
+        return NULL;
+    if (i->fn == soft_shift_rm_imm && (i->sub == 0 || i->sub == 1))
+        return i->sub == 0 ? (w ? fast_rol64_nf : fast_rol32_nf)
+                           : (w ? fast_ror64_nf : fast_ror32_nf);
+    if (i->fn == soft_imul_reg_rm)
+        return w ? fast_imul_rr64_nf : fast_imul_rr32_nf;
+    if (i->fn == soft_imul_reg_rm_imm)
+        return w ? fast_imul_rri64_nf : fast_imul_rri32_nf;
+    return NULL;
 }
 
-static void info_fx(soft_exec_fn fn, int fx)
-{
-    info_find(fn, 1)->fx = (uint8_t)fx;
-}
-
-static void info_writes(soft_exec_fn fn)
-{
-    info_fx(fn, FX_WRITES);
-}
-
-static soft_exec_fn fused_jcc(soft_exec_fn fn)
-{
-    const struct fn_info *f = info_find(fn, 0);
-    return f ? f->jcc : NULL;
-}
-
-static int flag_effect(const struct soft_insn *i)
-{
-    const struct fn_info *f = info_find(i->fn, 0);
-    if (!f)
-        return FX_READS;
-    if (f->fx == FX_ALU)
-        return i->sub != 2 && i->sub != 3 ? FX_WRITES : FX_READS;
-    return f->fx;
-}
-
-/* Flagless twin of a flag-writing fast handler, or NULL. */
-static soft_exec_fn flagless(soft_exec_fn fn)
-{
-    const struct fn_info *f = info_find(fn, 0);
-    return f ? f->flagless : NULL;
-}
-
-static void fuse_pairs(struct soft_insn *insns, unsigned n)
-{
-    for (unsigned k = 0; k + 1 < n; k++) {
-        soft_exec_fn a = insns[k].fn;
-        if (a != fast_mov_rr32 && a != fast_mov_rr64)
-            continue;
-        const struct fn_info *f = info_find(insns[k + 1].fn, 0);
-        soft_exec_fn p = f ? f->pair[a == fast_mov_rr64] : NULL;
-        if (p) {
-            insns[k].fn = p;
-            k++; /* the second one is consumed */
-        }
-    }
-}
-
-__attribute__((constructor)) static void fast_info_init(void)
+void soft_fast_describe(const struct soft_fast_sink *out)
 {
     for (unsigned k = 0; k < 9; k++) {
         if (k == 2 || k == 3)
             continue;
-        for (unsigned v = 0; v < 8; v++) {
-            info_fx(alu_sets[k].f[v], FX_WRITES);
-            if (v < 4)
-                info_find(alu_sets[k].f[v], 1)->flagless = alu_sets[k].f[v + 4];
-        }
+        for (unsigned v = 0; v < 8; v++)
+            out->fact(alu_sets[k].f[v], SOFT_FX_WRITES, v < 4 ? alu_sets[k].f[v + 4] : NULL);
         if (k == 8)
             continue;
-        for (unsigned v = 0; v < 4; v++) {
-            info_fx(alu_mem_sets[k].f[v], FX_WRITES);
-            if (v < 2)
-                info_find(alu_mem_sets[k].f[v], 1)->flagless = alu_mem_sets[k].f[v + 2];
-        }
+        for (unsigned v = 0; v < 4; v++)
+            out->fact(alu_mem_sets[k].f[v], SOFT_FX_WRITES,
+                      v < 2 ? alu_mem_sets[k].f[v + 2] : NULL);
     }
     static const soft_exec_fn writes[] = {
-        soft_test_rm_reg, soft_test_rm_imm, soft_neg_rm, fast_shl64, fast_shl32, fast_shr64,
-        fast_shr32, fast_sar64, fast_sar32, soft_imul_reg_rm, soft_imul_reg_rm_imm,
+        soft_test_rm_reg, soft_test_rm_imm, soft_neg_rm, soft_imul_reg_rm, soft_imul_reg_rm_imm,
         soft_mul_rm, soft_imul1_rm,
     };
     static const soft_exec_fn neutral[] = {
@@ -888,71 +800,42 @@ __attribute__((constructor)) static void fast_info_init(void)
         soft_xchg_rm_reg, soft_cbw, soft_cwd,
     };
     for (size_t k = 0; k < sizeof(writes) / sizeof(writes[0]); k++)
-        info_fx(writes[k], FX_WRITES);
+        out->fact(writes[k], SOFT_FX_WRITES, NULL);
     for (size_t k = 0; k < sizeof(neutral) / sizeof(neutral[0]); k++)
-        info_fx(neutral[k], FX_NEUTRAL);
+        out->fact(neutral[k], SOFT_FX_NEUTRAL, NULL);
     for (unsigned k = 0; k < 4; k++) {
-        info_fx(cmp_mi_fns[k], FX_WRITES);
-        info_fx(cmp_mr_fns[k], FX_WRITES);
-        info_fx(test_mi_fns[k], FX_WRITES);
+        out->fact(cmp_mi_fns[k], SOFT_FX_WRITES, NULL);
+        out->fact(cmp_mr_fns[k], SOFT_FX_WRITES, NULL);
+        out->fact(test_mi_fns[k], SOFT_FX_WRITES, NULL);
     }
-    soft_fast_alu_flag_writers(info_writes);
-    info_fx(soft_alu_rm_reg, FX_ALU);
-    info_fx(soft_alu_reg_rm, FX_ALU);
-    info_fx(soft_alu_rm_imm, FX_ALU);
-    /* INC/DEC read CF (they keep it), so they stay FX_READS but have flagless twins. */
+    out->fact(soft_alu_rm_reg, SOFT_FX_ALU, NULL);
+    out->fact(soft_alu_reg_rm, SOFT_FX_ALU, NULL);
+    out->fact(soft_alu_rm_imm, SOFT_FX_ALU, NULL);
+    /* Shifts by a constant write all flags; by CL they may leave them (zero count), and
+     * INC/DEC keep CF: those stay SOFT_FX_READS, but all have flagless twins. */
     static const soft_exec_fn twins[][2] = {
+        {fast_shl64, fast_shl64_nf}, {fast_shl32, fast_shl32_nf}, {fast_shr64, fast_shr64_nf},
+        {fast_shr32, fast_shr32_nf}, {fast_sar64, fast_sar64_nf}, {fast_sar32, fast_sar32_nf},
         {fast_inc64, fast_inc64_nf}, {fast_inc32, fast_inc32_nf}, {fast_dec64, fast_dec64_nf},
-        {fast_dec32, fast_dec32_nf}, {fast_shl64, fast_shl64_nf}, {fast_shl32, fast_shl32_nf},
-        {fast_shr64, fast_shr64_nf}, {fast_shr32, fast_shr32_nf}, {fast_sar64, fast_sar64_nf},
-        {fast_sar32, fast_sar32_nf}, {fast_shl64_cl, fast_shl64_cl_nf},
+        {fast_dec32, fast_dec32_nf}, {fast_shl64_cl, fast_shl64_cl_nf},
         {fast_shl32_cl, fast_shl32_cl_nf}, {fast_shr64_cl, fast_shr64_cl_nf},
         {fast_shr32_cl, fast_shr32_cl_nf}, {fast_sar64_cl, fast_sar64_cl_nf},
         {fast_sar32_cl, fast_sar32_cl_nf},
     };
     for (size_t k = 0; k < sizeof(twins) / sizeof(twins[0]); k++)
-        info_find(twins[k][0], 1)->flagless = twins[k][1];
+        out->fact(twins[k][0], k < 6 ? SOFT_FX_WRITES : SOFT_FX_READS, twins[k][1]);
     for (size_t k = 0; k < sizeof(fusions) / sizeof(fusions[0]); k++)
-        info_find(fusions[k].base, 1)->jcc = fusions[k].fused;
+        out->jcc(fusions[k].base, fusions[k].fused);
     for (size_t k = 0; k < sizeof(pairs) / sizeof(pairs[0]); k++)
-        info_find(pairs[k].second, 1)->pair[pairs[k].first == fast_mov_rr64] = pairs[k].pair;
-}
-
-void soft_flags_prune(const struct soft_cpu *cpu, struct soft_insn *insns, unsigned n)
-{
-    /* Walk backwards: flags are live at the end of a block (the next block may read them). */
-    int live = 1;
-    if (cpu->mode != 64)
-        return;
-    for (unsigned k = n; k-- > 0;) {
-        struct soft_insn *i = &insns[k];
-        int fx = flag_effect(i);
-        if (!live) {
-            soft_exec_fn nf = flagless(i->fn);
-            if (nf) {
-                i->fn = nf;
-                fx = FX_NEUTRAL;
-            } else if (i->fn == soft_shift_rm_imm && !i->mem && (i->sub == 0 || i->sub == 1) &&
-                       (i->osz == 8 || i->osz == 4)) {
-                int w = i->osz == 8;
-                i->fn = i->sub == 0 ? (w ? fast_rol64_nf : fast_rol32_nf)
-                                    : (w ? fast_ror64_nf : fast_ror32_nf);
-                fx = FX_NEUTRAL;
-            } else if ((i->fn == soft_imul_reg_rm || i->fn == soft_imul_reg_rm_imm) && !i->mem &&
-                       (i->osz == 8 || i->osz == 4)) {
-                int w = i->osz == 8;
-                if (i->fn == soft_imul_reg_rm)
-                    i->fn = w ? fast_imul_rr64_nf : fast_imul_rr32_nf;
-                else
-                    i->fn = w ? fast_imul_rri64_nf : fast_imul_rri32_nf;
-                fx = FX_NEUTRAL;
-            }
-        }
-        if (fx == FX_WRITES)
-            live = 0;
-        else if (fx == FX_READS)
-            live = 1;
-    }
-    fuse_branch(insns, n);
-    fuse_pairs(insns, n);
+        out->pair(pairs[k].first == fast_mov_rr64, pairs[k].second, pairs[k].pair);
+    static const soft_exec_fn dep32_seconds[SOFT_DEP32_KINDS] = {
+        [SOFT_DEP32_XOR] = fast_xor_rr32_nf, [SOFT_DEP32_AND] = fast_and_rr32_nf,
+        [SOFT_DEP32_OR] = fast_or_rr32_nf,   [SOFT_DEP32_ADD] = fast_add_rr32_nf,
+        [SOFT_DEP32_SHR] = fast_shr32_nf,    [SOFT_DEP32_SHL] = fast_shl32_nf,
+        [SOFT_DEP32_ROR] = fast_ror32_nf,    [SOFT_DEP32_ROL] = fast_rol32_nf,
+    };
+    for (unsigned k = 0; k < SOFT_DEP32_KINDS; k++)
+        out->dep32(dep32_seconds[k], k);
+    out->moves(fast_mov_rr32, fast_mov_rr64);
+    out->stack(fast_push64, fast_pop64);
 }

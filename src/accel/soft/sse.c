@@ -286,6 +286,25 @@ SOFT_HANDLER_STATIC(sse_binop)
     xput(cpu, i->reg, r);
 }
 
+/* The packed-integer forms that glibc's string and memory functions run in their inner loops
+ * get handlers of their own, so that binop()'s switch is not taken on every execution. */
+#define SSE_HOT(name, key, expr)                                                               \
+    SOFT_HANDLER_STATIC(sse_##name)                                                            \
+    {                                                                                          \
+        __m128i b = src_operand(cpu, i), a = xget(cpu, i->reg);                                \
+        xput(cpu, i->reg, expr);                                                               \
+    }
+
+#define SSE_HOT_LIST(X)                                                                        \
+    X(pcmpeqb, KEY(0x74, 1), _mm_cmpeq_epi8(a, b))                                             \
+    X(pminub, KEY(0xda, 1), _mm_min_epu8(a, b))                                                \
+    X(pand, KEY(0xdb, 1), _mm_and_si128(a, b))                                                 \
+    X(por, KEY(0xeb, 1), _mm_or_si128(a, b))                                                   \
+    X(pxor, KEY(0xef, 1), _mm_xor_si128(a, b))                                                 \
+    X(psubb, KEY(0xf8, 1), _mm_sub_epi8(a, b))
+
+SSE_HOT_LIST(SSE_HOT)
+
 /* --- moves -------------------------------------------------------------------------------- */
 
 /* Full 128-bit load into xmm (0F 10/28/6F, 66 variants): sub = MEM_A16 or MEM_U16. */
@@ -331,25 +350,27 @@ SOFT_HANDLER_STATIC(sse_movs_store)
         cpu->xmm[i->rm].q[0] = cpu->xmm[i->reg].q[0];
 }
 
-/* 0F 12/13/16/17: low/high quadword moves. */
-SOFT_HANDLER_STATIC(sse_movlh)
+/* 0F 12/13/16/17: low/high quadword moves, one handler each. */
+SOFT_HANDLER_STATIC(sse_movl_load)
 {
-    unsigned op = i->op & 0xff;
-    union soft_xmm *d = &cpu->xmm[i->reg];
-    switch (op) {
-    case 0x12:
-        d->q[0] = i->mem ? soft_ld(cpu, soft_ea(cpu, i), 8) : cpu->xmm[i->rm].q[1];
-        break;
-    case 0x16:
-        d->q[1] = i->mem ? soft_ld(cpu, soft_ea(cpu, i), 8) : cpu->xmm[i->rm].q[0];
-        break;
-    case 0x13:
-        soft_st(cpu, soft_ea(cpu, i), 8, d->q[0]);
-        break;
-    default:
-        soft_st(cpu, soft_ea(cpu, i), 8, d->q[1]);
-        break;
-    }
+    uint64_t v = i->mem ? soft_ld(cpu, soft_ea(cpu, i), 8) : cpu->xmm[i->rm].q[1];
+    cpu->xmm[i->reg].q[0] = v;
+}
+
+SOFT_HANDLER_STATIC(sse_movh_load)
+{
+    uint64_t v = i->mem ? soft_ld(cpu, soft_ea(cpu, i), 8) : cpu->xmm[i->rm].q[0];
+    cpu->xmm[i->reg].q[1] = v;
+}
+
+SOFT_HANDLER_STATIC(sse_movl_store)
+{
+    soft_st(cpu, soft_ea(cpu, i), 8, cpu->xmm[i->reg].q[0]);
+}
+
+SOFT_HANDLER_STATIC(sse_movh_store)
+{
+    soft_st(cpu, soft_ea(cpu, i), 8, cpu->xmm[i->reg].q[1]);
 }
 
 /* 66 0F 6E: MOVD/MOVQ xmm, r/m32/64. */
@@ -619,6 +640,13 @@ static int set_bin(struct soft_insn *i, unsigned key, int memclass)
     i->imm2 = (uint16_t)key;
     i->sub = (uint8_t)memclass;
     i->fn = sse_binop;
+    switch (key) {
+#define SSE_HOT_CASE(name, k, expr)                                                            \
+    case k: i->fn = sse_##name; break;
+        SSE_HOT_LIST(SSE_HOT_CASE)
+#undef SSE_HOT_CASE
+    default: break;
+    }
     return 0;
 }
 
@@ -659,12 +687,12 @@ int soft_sse_select(const struct soft_cpu *cpu, struct soft_insn *i)
     case 0x12: case 0x16:
         if (pfx >= SOFT_PFX_F3 || (pfx == SOFT_PFX_66 && !i->mem))
             return -1;
-        i->fn = sse_movlh;
+        i->fn = op == 0x12 ? sse_movl_load : sse_movh_load;
         return 0;
     case 0x13: case 0x17:
         if (pfx >= SOFT_PFX_F3 || !i->mem)
             return -1;
-        i->fn = sse_movlh;
+        i->fn = op == 0x13 ? sse_movl_store : sse_movh_store;
         return 0;
     case 0x6e:
         if (pfx != SOFT_PFX_66)
