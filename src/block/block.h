@@ -91,7 +91,8 @@ struct block_chain {
 struct block_open_opts {
     const char *format;     /* "raw", "qcow2", or NULL to probe (qcow2 magic -> qcow2, else raw) */
     unsigned flags;         /* BLOCK_OPEN_* */
-    uint64_t l2_cache_size; /* qcow2: bytes of L2 tables to cache; 0 = default (1 MiB) */
+    /* qcow2: bytes of L2 tables to cache; 0 = every L2 table of the image, up to 32 MiB */
+    uint64_t l2_cache_size;
     const struct block_chain *chain; /* set by the block layer when opening backing files */
 };
 

@@ -113,8 +113,8 @@ static int qcow2_open(struct block_dev *bd, const struct block_open_opts *opts)
     if (ret < 0)
         goto fail;
     ret = -ENOMEM;
-    uint64_t l2_cache = opts->l2_cache_size ? opts->l2_cache_size : (1u << 20);
-    unsigned slots = (unsigned)MIN(MAX(l2_cache / q->cluster_size, 4), 65536);
+    /* Every L2 table of the image in memory unless the user caps it (qcow2_cache.h). */
+    unsigned slots = qcow2_cache_slots_for(q->l1_size, q->cluster_size, opts->l2_cache_size);
     if (qcow2_cache_init(&q->l2_cache, slots, q->cluster_size) < 0 ||
         qcow2_cache_init(&q->rb_cache, 8, q->cluster_size) < 0)
         goto fail;

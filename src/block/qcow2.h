@@ -43,19 +43,31 @@
 #define QCOW2_COMPRESS_ZLIB 0
 #define QCOW2_COMPRESS_ZSTD 1
 
-/* A cache of cluster-sized tables (L2 tables or refcount blocks), kept in file byte order. */
+/* A cache of cluster-sized tables (L2 tables or refcount blocks), kept in file byte order.
+ * Slots are found by a hash of the table's offset and kept on an LRU list, so a lookup costs the
+ * same with 4 slots or with the thousands a whole large image needs (see qcow2_cache.h). */
+#define QCOW2_CACHE_NONE UINT32_MAX
+
 struct qcow2_cache_slot {
-    uint64_t offset; /* 0 = empty */
-    uint64_t lru;
-    bool dirty;      /* L2 tables only: entries not yet written to the file */
+    uint64_t offset;     /* 0 = empty */
+    uint32_t hash_next;  /* next slot in the same hash bucket */
+    uint32_t prev, next; /* LRU list, most recently used first */
+    bool dirty;          /* L2 tables only: entries not yet written to the file */
     uint8_t *data;
 };
 
 struct qcow2_cache {
     unsigned nslots;
-    unsigned last; /* slot of the last hit */
-    uint64_t tick;
+    unsigned nbuckets;   /* power of two */
+    unsigned last;       /* slot of the last hit */
+    uint32_t mru, lru;   /* ends of the LRU list */
+    unsigned ndirty;
+    uint64_t table_size; /* bytes per slot */
+    uint32_t *buckets;
     struct qcow2_cache_slot *slots;
+    uint8_t *mem;        /* nslots * table_size, mapped lazily: unused slots cost no memory */
+    size_t mem_len;
+    uint64_t hits, misses, evictions; /* for tests and benchmarks */
 };
 
 struct qcow2_ext {
