@@ -432,6 +432,9 @@ static int loop_run(struct run_loop *l)
                 loop_pump_console(l);
             } else if (fd == l->sigfd) {
                 drain_fd(fd);
+                /* Said on stderr so that a run ended from outside is told apart from a guest
+                 * that powered off (both exit 0). */
+                log_warn("stopped by a signal");
                 vm_set_outcome(vm, VM_OUTCOME_QUIT, 0);
             } else {
                 drain_fd(fd);
@@ -445,8 +448,10 @@ static int loop_run(struct run_loop *l)
         case VM_OUTCOME_NONE:
             continue;
         case VM_OUTCOME_RESET:
-            if (l->no_reboot)
+            if (l->no_reboot) {
+                log_warn("guest reset: --no-reboot, stopping");
                 return EXIT_GUEST_OFF;
+            }
             log_info("guest reset: rebooting");
             char why[256];
             if (vm_reboot(vm, why, sizeof(why)) < 0) {
