@@ -436,10 +436,12 @@ static void bt_common(struct soft_cpu *cpu, const struct soft_insn *i, uint64_t 
     }
     uint64_t addr = soft_ea(cpu, i);
     if (regoff) {
-        /* A register bit offset is signed and may reach far outside the operand. */
+        /* A register bit offset is signed and may reach far outside the operand; the address
+         * size wraps the offset within the segment, before the segment base is added. */
         int64_t so = (int64_t)soft_sext(off, osz);
         int64_t unit = so >= 0 ? so / (int64_t)bits : -((-so + (int64_t)bits - 1) / (int64_t)bits);
-        addr = soft_addr_trunc(addr + (uint64_t)(unit * (int64_t)osz), i->asz);
+        uint64_t seg_off = soft_ea_offset(cpu, i) + (uint64_t)(unit * (int64_t)osz);
+        addr = soft_seg_linear(cpu, i->seg, soft_addr_trunc(seg_off, i->asz));
         off = (uint64_t)(so - unit * (int64_t)bits);
     }
     unsigned bit = (unsigned)(off & (bits - 1));

@@ -210,11 +210,25 @@ static inline uint64_t soft_addr_trunc(uint64_t a, unsigned asz)
     return asz == 8 ? a : asz == 4 ? (uint32_t)a : (uint16_t)a;
 }
 
+/* Offset of the ModRM memory operand within its segment, at the address size. */
+static inline uint64_t soft_ea_offset(const struct soft_cpu *cpu, const struct soft_insn *i)
+{
+    uint64_t a = i->disp + cpu->regs[i->base] + (cpu->regs[i->index] << i->scale);
+    return soft_addr_trunc(a, i->asz);
+}
+
+/* Linear address of an offset in segment seg: outside 64-bit mode linear addresses have 32
+ * bits, so base + offset wraps at 4 GiB. */
+static inline uint64_t soft_seg_linear(const struct soft_cpu *cpu, unsigned seg, uint64_t off)
+{
+    uint64_t lin = off + cpu->seg[seg].base;
+    return cpu->mode == 64 ? lin : (uint32_t)lin;
+}
+
 /* Effective (linear) address of the ModRM memory operand. */
 static inline uint64_t soft_ea(const struct soft_cpu *cpu, const struct soft_insn *i)
 {
-    uint64_t a = i->disp + cpu->regs[i->base] + (cpu->regs[i->index] << i->scale);
-    return soft_addr_trunc(a, i->asz) + cpu->seg[i->seg].base;
+    return soft_seg_linear(cpu, i->seg, soft_ea_offset(cpu, i));
 }
 
 /* Read/write the ModRM r/m operand (register or memory) of size osz. */
