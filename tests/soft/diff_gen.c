@@ -401,6 +401,17 @@ void gen_bit(struct rng *r, struct gen *g)
     }
 }
 
+void emit_cmov_setcc(struct rng *r, struct gen *g, struct ops *o, int cmov)
+{
+    uint8_t ob[2] = {0x0f, (uint8_t)((cmov ? 0x40 : 0x90) + rn(r, 16))};
+    if (cmov && o->osz == 1)
+        o->osz = 4;
+    if (!cmov)
+        o->osz = 1;
+    emit_modrm_insn(g, o, ob, 2, cmov ? -1 : 0, 0);
+    g->what = cmov ? "cmovcc" : "setcc";
+}
+
 static void gen_mov(struct rng *r, struct gen *g)
 {
     struct ops o;
@@ -449,19 +460,8 @@ static void gen_mov(struct rng *r, struct gen *g)
         g->what = "xchg";
         break;
     case 6:
-        if (o.osz == 1)
-            o.osz = 4;
-        ob[0] = 0x0f;
-        ob[1] = (uint8_t)(0x40 + rn(r, 16));
-        emit_modrm_insn(g, &o, ob, 2, -1, 0);
-        g->what = "cmovcc";
-        break;
     case 7:
-        o.osz = 1;
-        ob[0] = 0x0f;
-        ob[1] = (uint8_t)(0x90 + rn(r, 16));
-        emit_modrm_insn(g, &o, ob, 2, 0, 0);
-        g->what = "setcc";
+        emit_cmov_setcc(r, g, &o, form == 6);
         break;
     case 8: { /* CBW/CWDE/CDQE, CWD/CDQ/CQO, LAHF, SAHF, CMC/CLC/STC */
         static const uint8_t one[] = {0x98, 0x99, 0x9f, 0x9e, 0xf5, 0xf8, 0xf9};

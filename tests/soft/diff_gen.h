@@ -82,6 +82,8 @@ void pick_ops(const struct gen *g, struct rng *r, struct ops *o, int byteop, int
 void emit_modrm_insn(struct gen *g, const struct ops *o, const uint8_t *op, unsigned nop,
                      int digit, int mand_pfx);
 unsigned imm_size(unsigned osz);
+/* CMOVcc r, r/m (cmov != 0) or SETcc r/m8 with a random condition, on the operands of o. */
+void emit_cmov_setcc(struct rng *r, struct gen *g, struct ops *o, int cmov);
 
 /* Families shared by several modes, and the 32/16-bit ones (diff_gen_legacy.c). */
 void gen_alu(struct rng *r, struct gen *g);

@@ -164,19 +164,8 @@ void gen_l_mov(struct rng *r, struct gen *g)
         g->what = "cbw/cwde/cwd/cdq";
         break;
     case 6:
-        if (o.osz == 1)
-            o.osz = 4;
-        ob[0] = 0x0f;
-        ob[1] = (uint8_t)(0x40 + rn(r, 16));
-        emit_modrm_insn(g, &o, ob, 2, -1, 0);
-        g->what = "cmovcc";
-        break;
     case 7:
-        o.osz = 1;
-        ob[0] = 0x0f;
-        ob[1] = (uint8_t)(0x90 + rn(r, 16));
-        emit_modrm_insn(g, &o, ob, 2, 0, 0);
-        g->what = "setcc";
+        emit_cmov_setcc(r, g, &o, form == 6);
         break;
     default:
         gen_l_lea(r, g);

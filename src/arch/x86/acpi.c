@@ -236,25 +236,38 @@ static void dsdt_motherboard(struct aml *a, const struct acpi_config *cfg)
     aml_end(a);
 }
 
+/* A fixed platform device: _HID (an EISA ID such as PNP0501, or a string ID such as QEMU0001),
+ * _UID unless uid < 0, _STA "present, enabled, shown, functioning", and r as its _CRS. */
+static void dsdt_fixed_device(struct aml *a, const char *name, const char *hid, int uid,
+                              const struct aml_res *r)
+{
+    aml_device_begin(a, name);
+    aml_name(a, "_HID");
+    if (strlen(hid) == 7)
+        aml_eisaid(a, hid);
+    else
+        aml_string(a, hid);
+    if (uid >= 0) {
+        aml_name(a, "_UID");
+        aml_integer(a, (uint64_t)uid);
+    }
+    aml_method_begin(a, "_STA", 0, false);
+    aml_return(a);
+    aml_integer(a, 0x0f);
+    aml_end(a);
+    aml_name(a, "_CRS");
+    aml_resource_template(a, r);
+    aml_end(a);
+}
+
 static void dsdt_com1(struct aml *a)
 {
     struct aml_res r;
 
-    aml_device_begin(a, "COM1");
-    aml_name(a, "_HID");
-    aml_eisaid(a, "PNP0501");
-    aml_name(a, "_UID");
-    aml_integer(a, 1);
-    aml_method_begin(a, "_STA", 0, false);
-    aml_return(a);
-    aml_integer(a, 0x0f); /* present, enabled, shown, functioning */
-    aml_end(a);
     aml_res_init(&r);
     aml_res_io(&r, PORT_COM1, PORT_COM1, 1, 8);
     aml_res_irq_noflags(&r, IRQ_COM1);
-    aml_name(a, "_CRS");
-    aml_resource_template(a, &r);
-    aml_end(a);
+    dsdt_fixed_device(a, "COM1", "PNP0501", 1, &r);
 }
 
 /* The i8042 with its keyboard port only. Described, Linux takes the controller from ACPI and,
@@ -265,20 +278,11 @@ static void dsdt_keyboard(struct aml *a)
 {
     struct aml_res r;
 
-    aml_device_begin(a, "KBD_");
-    aml_name(a, "_HID");
-    aml_eisaid(a, "PNP0303");
-    aml_method_begin(a, "_STA", 0, false);
-    aml_return(a);
-    aml_integer(a, 0x0f);
-    aml_end(a);
     aml_res_init(&r);
     aml_res_io(&r, PORT_I8042_DATA, PORT_I8042_DATA, 1, 1);
     aml_res_io(&r, PORT_I8042_CMD, PORT_I8042_CMD, 1, 1);
     aml_res_irq_noflags(&r, IRQ_I8042_KBD);
-    aml_name(a, "_CRS");
-    aml_resource_template(a, &r);
-    aml_end(a);
+    dsdt_fixed_device(a, "KBD_", "PNP0303", -1, &r);
 }
 
 /* The panic notifier: Linux's pvpanic driver binds to QEMU0001 and writes to its port when the
@@ -287,20 +291,9 @@ static void dsdt_pvpanic(struct aml *a)
 {
     struct aml_res r;
 
-    aml_device_begin(a, "PEVT");
-    aml_name(a, "_HID");
-    aml_string(a, "QEMU0001");
-    aml_name(a, "_UID");
-    aml_integer(a, 0);
-    aml_method_begin(a, "_STA", 0, false);
-    aml_return(a);
-    aml_integer(a, 0x0f);
-    aml_end(a);
     aml_res_init(&r);
     aml_res_io(&r, PORT_PVPANIC, PORT_PVPANIC, 1, 1);
-    aml_name(a, "_CRS");
-    aml_resource_template(a, &r);
-    aml_end(a);
+    dsdt_fixed_device(a, "PEVT", "QEMU0001", 0, &r);
 }
 
 /* Processor devices; _UID matches the MADT's ACPI Processor UID. */
