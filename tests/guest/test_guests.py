@@ -143,6 +143,14 @@ def test_pio_loop(run_guest):
     run.expect(PASS, "pio_loop: 100000 outs to port 0x510", "PASS: pio_loop")
 
 
+def test_apic_priority(run_guest):
+    # Self-IPIs: a lower vector waits for the EOI of a higher class and for TPR to drop, then
+    # arrives with nothing else to wake the CPU.
+    run = run_guest("apic_priority").wait()
+    run.expect(PASS, "apic_priority: step eoi: ok", "apic_priority: order: 0x45 0x41 0x30",
+               "apic_priority: step tpr: ok", "PASS: apic_priority")
+
+
 @pytest.mark.parametrize("cpus", [1, 2])
 def test_code_patching(run_guest, accel, cpus):
     # With 2 vCPUs a software CPU drops every decoded block on any write to code (other vCPUs

@@ -155,6 +155,9 @@ SOFT_HANDLER(soft_mov_to_cr)
         if (v > 15)
             soft_raise(cpu, SOFT_EXC_GP, 0);
         cpu->cr8 = v;
+        /* The LAPIC's TPR follows at the next return to the vCPU loop, which then looks again
+         * for interrupts that a lower priority lets through: make that return come now. */
+        __atomic_or_fetch(&cpu->intr_request, SOFT_INTR_KICK, __ATOMIC_RELEASE);
         break;
     default: soft_raise(cpu, SOFT_EXC_UD, 0);
     }

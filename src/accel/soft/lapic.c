@@ -21,11 +21,16 @@ static const uint32_t lvt_writable[LAPIC_LVT_COUNT] = {
 };
 
 /* What a register access asks to be done once the LAPIC lock is dropped: sending an IPI or
- * telling the IOAPIC about an EOI takes other locks, which must never nest inside ours. */
+ * telling the IOAPIC about an EOI takes other locks, which must never nest inside ours.
+ * kick: the access lowered the processor priority (EOI, TPR) below a vector already waiting
+ * in IRR. The vCPU looks for deliverable interrupts only when it is kicked, and the kick that
+ * came with that vector found it blocked, so without a new one it would wait for the next
+ * unrelated interrupt (which, being higher, can block it again: a timer tick every time). */
 struct lapic_after {
     bool send;
     struct apic_msg msg;
     int eoi_vector;
+    bool kick;
 };
 
 /* Guest-triggered warnings are printed once per process, not once per access. */
@@ -354,6 +359,8 @@ static void icr_send(struct lapic *l, struct lapic_after *after)
     after->msg = m;
 }
 
+static bool apic_deliverable(const struct lapic *l);
+
 static void eoi_locked(struct lapic *l, struct lapic_after *after)
 {
     int v = vec_highest(l->isr);
@@ -362,6 +369,7 @@ static void eoi_locked(struct lapic *l, struct lapic_after *after)
     vec_clear(l->isr, (unsigned)v);
     if (vec_test(l->tmr, (unsigned)v))
         after->eoi_vector = v;
+    after->kick = apic_deliverable(l);
 }
 
 static void lvt_write(struct lapic *l, unsigned idx, uint32_t val)
@@ -401,6 +409,7 @@ static int reg_write(struct lapic *l, uint32_t reg, uint32_t val, struct lapic_a
         return 0;
     case LAPIC_TPR:
         l->tpr = val & 0xff;
+        after->kick = apic_deliverable(l);
         return 0;
     case LAPIC_EOI:
         eoi_locked(l, after);
@@ -488,6 +497,8 @@ static void run_after(struct lapic *l, const struct lapic_after *after)
         apic_bus_deliver(l->bus, &after->msg, l);
     if (after->eoi_vector >= 0 && l->bus && l->bus->ioapic)
         ioapic_eoi(l->bus->ioapic, (uint8_t)after->eoi_vector);
+    if (after->kick)
+        kick_self(l);
 }
 
 uint64_t lapic_mmio_base(struct lapic *lapic)
