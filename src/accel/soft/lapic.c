@@ -242,8 +242,9 @@ void lapic_destroy(struct lapic *lapic)
 void lapic_reset(struct lapic *lapic)
 {
     pthread_mutex_lock(&lapic->lock);
-    lapic->apic_base =
-        LAYOUT_LAPIC_BASE | APIC_BASE_ENABLE | (lapic->index == 0 ? APIC_BASE_BSP : 0);
+    __atomic_store_n(&lapic->apic_base,
+                     LAYOUT_LAPIC_BASE | APIC_BASE_ENABLE | (lapic->index == 0 ? APIC_BASE_BSP : 0),
+                     __ATOMIC_RELAXED);
     lapic->id = lapic->index;
     reset_registers(lapic, true);
     pthread_mutex_unlock(&lapic->lock);
@@ -503,9 +504,9 @@ static void run_after(struct lapic *l, const struct lapic_after *after)
 
 uint64_t lapic_mmio_base(struct lapic *lapic)
 {
-    pthread_mutex_lock(&lapic->lock);
-    uint64_t base = lapic->apic_base;
-    pthread_mutex_unlock(&lapic->lock);
+    /* Asked on every soft-TLB fill and MMIO access: an atomic read, not the lock (its writers,
+     * reset and APIC_BASE writes, store it atomically under the lock). */
+    uint64_t base = __atomic_load_n(&lapic->apic_base, __ATOMIC_RELAXED);
     if (!(base & APIC_BASE_ENABLE) || (base & APIC_BASE_EXTD))
         return UINT64_MAX;
     return base & APIC_BASE_ADDR_MASK;
@@ -571,7 +572,8 @@ static int base_write(struct lapic *l, uint64_t val)
         return -EINVAL; /* x2APIC -> xAPIC must pass through disabled */
     if (mode_old == 0 && mode_new == (APIC_BASE_ENABLE | APIC_BASE_EXTD))
         return -EINVAL; /* disabled -> x2APIC must pass through xAPIC */
-    l->apic_base = (val & ~APIC_BASE_BSP) | (old & APIC_BASE_BSP);
+    __atomic_store_n(&l->apic_base, (val & ~APIC_BASE_BSP) | (old & APIC_BASE_BSP),
+                     __ATOMIC_RELAXED);
     if (mode_new == 0 && mode_old != 0) {
         /* Disabled: the APIC forgets its state; it comes back as after reset. */
         l->id = l->index;

@@ -5,8 +5,10 @@
  * LAPIC timer and kicks vCPUs whose LAPIC got something to deliver. A halted vCPU sleeps on its
  * condition variable until kicked. Port I/O leaves vcpu_run as VCPU_EXIT_IO for the generic loop;
  * MMIO is dispatched on the vCPU thread during the instruction (its own LAPIC page, then the
- * VM's MMIO bus), so the bus stays the only way to devices. */
+ * VM's MMIO bus), so the bus stays the only way to devices. Those callbacks are in
+ * soft_sysops.c, register state in soft_regs.c, the shared structures in soft_machine.h. */
 #include "accel/soft/soft_accel.h"
+#include "accel/soft/soft_machine.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -15,7 +17,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "accel/soft/cache.h"
 #include "accel/soft/cpu.h"
 #include "accel/soft/excp.h"
 #include "accel/soft/irq.h"
@@ -23,59 +24,12 @@
 #include "accel/soft/mmu.h"
 #include "arch/x86/cpuid.h"
 #include "arch/x86/msr.h"
-#include "devices/bus.h"
-#include "util/log.h"
 #include "vmm/vcpu.h"
 #include "vmm/vm.h"
 
-#define SOFT_MAX_SLOTS SOFT_PHYS_MAX_REGIONS
 /* The timer thread sleeps at most this long, so that a deadline the guest just programmed is
  * seen without a wake-up protocol between LAPIC writes and the thread. */
 #define TIMER_MAX_SLEEP_NS 1000000ull
-
-struct soft_vm {
-    struct soft_phys phys;
-    uint64_t *dirty[SOFT_MAX_SLOTS]; /* one bit per 4 KiB page written */
-    uint64_t *code[SOFT_MAX_SLOTS];  /* one bit per 4 KiB page that decoded blocks came from */
-    struct soft_irq *irq;
-    struct cpuid_table supported;
-    uint32_t tsc_khz;
-    struct vm *vm;
-    pthread_t timer;
-    bool timer_started;
-    volatile bool timer_stop;
-};
-
-struct soft_vcpu {
-    struct soft_cpu cpu;
-    struct vcpu *vcpu;
-    struct soft_vm *svm;
-    struct lapic *lapic;
-    struct cpuid_table cpuid;
-    pthread_mutex_t lock;
-    pthread_cond_t wake;
-    bool halted;
-    bool wait_sipi;      /* an AP before its start-up IPI */
-    int sipi_vector;     /* -1 or the vector of a start-up IPI not yet acted on */
-    bool init_pending;   /* INIT received: reset and wait for SIPI */
-    bool vmm_kick;       /* vcpu_kick: return VCPU_EXIT_INTR */
-    bool in_pending;     /* an IN waits for its data in iobuf */
-    bool flush_req;      /* drop TLB and decoded blocks before running again (another vCPU
-                            wrote code, or the dirty log was collected) */
-    uint64_t last_cr8;
-    int64_t lapic_tsc_offset;
-    uint8_t iobuf[8];
-};
-
-static struct soft_vm *svm_of(struct vm *vm) { return vm->accel_data; }
-static struct soft_vcpu *sv_of(struct vcpu *vcpu) { return vcpu->accel_data; }
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static void wake_vcpu(struct soft_vcpu *sv)
 {
@@ -122,7 +76,7 @@ static void *timer_thread(void *arg)
     struct vm *vm = s->vm;
     pthread_setname_np(pthread_self(), "soft-timer");
     while (!s->timer_stop) {
-        uint64_t now = now_ns();
+        uint64_t now = soft_now_ns();
         soft_irq_tick(s->irq, now);
         uint64_t next = soft_irq_next_deadline_ns(s->irq);
         for (unsigned i = 0; i < vm->ncpus; i++) {
@@ -138,7 +92,7 @@ static void *timer_thread(void *arg)
         uint64_t until = now + TIMER_MAX_SLEEP_NS;
         if (next < until)
             until = next;
-        now = now_ns();
+        now = soft_now_ns();
         if (until > now) {
             struct timespec ts = {(time_t)((until - now) / 1000000000ull),
                                   (long)((until - now) % 1000000000ull)};
@@ -147,233 +101,6 @@ static void *timer_thread(void *arg)
     }
     return NULL;
 }
-
-/* --- CPU callbacks ------------------------------------------------------------------------- */
-
-/* The bitmap word and bit of gpa's page in bitmaps (one per RAM slot), or NULL. */
-static uint64_t *page_bit(struct soft_vm *s, uint64_t *const *maps, uint64_t gpa, uint64_t *bit)
-{
-    for (unsigned k = 0; k < s->phys.n; k++) {
-        const struct soft_ram_region *r = &s->phys.region[k];
-        if (gpa >= r->gpa && gpa - r->gpa < r->size && maps[k]) {
-            uint64_t pfn = (gpa - r->gpa) >> 12;
-            *bit = 1ull << (pfn % 64);
-            return &maps[k][pfn / 64];
-        }
-    }
-    return NULL;
-}
-
-/* Every vCPU drops its TLB and decoded blocks before its next block (code changed under it). */
-static void request_flush_all(struct soft_vm *s)
-{
-    struct vm *vm = s->vm;
-    for (unsigned i = 0; i < vm->ncpus; i++) {
-        struct soft_vcpu *o = vm->vcpus[i].accel_data;
-        if (o) {
-            __atomic_store_n(&o->flush_req, true, __ATOMIC_RELEASE);
-            __atomic_or_fetch(&o->cpu.intr_request, SOFT_INTR_KICK, __ATOMIC_RELEASE);
-        }
-    }
-}
-
-/* Other vCPUs drop their TLBs (a page became code: their write tags must go). */
-static void request_flush_tlbs(struct soft_vm *s, struct soft_vcpu *self)
-{
-    struct vm *vm = s->vm;
-    for (unsigned i = 0; i < vm->ncpus; i++) {
-        struct soft_vcpu *o = vm->vcpus[i].accel_data;
-        if (o && o != self && vm->ncpus > 1) {
-            __atomic_store_n(&o->flush_req, true, __ATOMIC_RELEASE);
-            __atomic_or_fetch(&o->cpu.intr_request, SOFT_INTR_KICK, __ATOMIC_RELEASE);
-        }
-    }
-}
-
-/* Forget write permission for every TLB entry that reaches host page host. */
-static void drop_write_tags(struct soft_cpu *cpu, const uint8_t *host)
-{
-    for (unsigned k = 0; k < SOFT_TLB_SIZE; k++) {
-        struct soft_tlb_entry *t = &cpu->tlb[k];
-        if (t->tag_write != ~0ull && t->tag_write + t->addend == (uint64_t)(uintptr_t)host)
-            t->tag_write = ~0ull;
-    }
-}
-
-/* Forget fetch permission likewise: the next decode from the page fills again and marks it as
- * holding code again. */
-static void drop_exec_tags(struct soft_cpu *cpu, const uint8_t *host)
-{
-    for (unsigned k = 0; k < SOFT_TLB_SIZE; k++) {
-        struct soft_tlb_entry *t = &cpu->tlb[k];
-        if (t->tag_exec != ~0ull && t->tag_exec + t->addend == (uint64_t)(uintptr_t)host)
-            t->tag_exec = ~0ull;
-    }
-}
-
-static int cpu_tlb_fill(struct soft_cpu *cpu, uint64_t vaddr, int access,
-                        struct soft_tlb_entry *e)
-{
-    struct soft_vcpu *sv = cpu->opaque;
-    struct soft_vm *s = sv->svm;
-    uint64_t va = vaddr;
-    if (!(cpu->efer & SOFT_EFER_LMA)) {
-        va = (uint32_t)va;
-    } else if ((uint64_t)((int64_t)(va << 16) >> 16) != va) {
-        cpu->exc_error = 0;
-        return -SOFT_EXC_GP; /* non-canonical: #GP(0), not a page fault */
-    }
-    bool user = cpu->cpl == 3 && !cpu->sys_access;
-    struct soft_walk w;
-    uint32_t err;
-    int r = soft_mmu_walk(cpu, &s->phys, va, access, user, &w, &err);
-    if (r < 0) {
-        cpu->cr2 = vaddr;
-        cpu->exc_error = err;
-        return r;
-    }
-    uint64_t gpage = w.gpa & ~0xfffull;
-    uint64_t vpage = vaddr & ~0xfffull;
-    uint8_t *host = soft_phys_ptr(&s->phys, gpage, 4096);
-    uint64_t apic = lapic_mmio_base(sv->lapic);
-    if (!host || gpage == apic) {
-        e->addend = gpage;
-        return 1;
-    }
-    e->addend = (uint64_t)(uintptr_t)host - vpage;
-    e->tag_read = vpage;
-    uint64_t bit;
-    uint64_t *code = page_bit(s, s->code, gpage, &bit);
-    if (access == SOFT_ACC_EXEC && w.exec) {
-        /* Only a fetch fill grants fetches: it is what marks the page as holding decoded code.
-         * An exec tag left by a read or write fill would let the decoder use the page while
-         * its code bit is clear, and later writes would then not invalidate the blocks (Linux's
-         * text_poke() reads the text, then rewrites an int3 through another mapping: the
-         * stale int3 looped forever). */
-        e->tag_exec = vpage;
-        if (code && !(__atomic_load_n(code, __ATOMIC_ACQUIRE) & bit)) {
-            /* The page now holds decoded code: writes to it must come back here, so no TLB
-             * may keep a write tag for it. */
-            __atomic_or_fetch(code, bit, __ATOMIC_ACQ_REL);
-            drop_write_tags(cpu, host);
-            request_flush_tlbs(s, sv);
-        }
-    }
-    if (access == SOFT_ACC_WRITE) {
-        uint64_t *dirty = page_bit(s, s->dirty, gpage, &bit);
-        if (dirty)
-            __atomic_or_fetch(dirty, bit, __ATOMIC_RELAXED);
-        code = page_bit(s, s->code, gpage, &bit);
-        if (code && (__atomic_fetch_and(code, ~bit, __ATOMIC_ACQ_REL) & bit)) {
-            /* Self- or cross-modifying code: blocks are keyed by virtual address and the page
-             * may be mapped at several, so every vCPU drops all its blocks. */
-            soft_cache_invalidate_host_page(cpu, (uintptr_t)host);
-            drop_exec_tags(cpu, host);
-            cpu->chain_budget = 1;
-            if (s->vm->ncpus > 1)
-                request_flush_all(s);
-        }
-        /* Writes are granted once the walk has set D; the page is in the dirty log. */
-        if (w.write && w.dirty)
-            e->tag_write = vpage;
-    }
-    return 0;
-}
-
-static void cpu_mmio_read(struct soft_cpu *cpu, uint64_t gpa, unsigned size, void *data)
-{
-    struct soft_vcpu *sv = cpu->opaque;
-    uint64_t v = 0;
-    uint64_t apic = lapic_mmio_base(sv->lapic);
-    if ((gpa & ~0xfffull) == apic)
-        v = lapic_mmio_read(sv->lapic, gpa & 0xfff, size);
-    else if (!bus_read(&sv->vcpu->vm->mmio, gpa, size, &v))
-        v = ~0ull; /* nothing there: the bus floats high */
-    memcpy(data, &v, size);
-}
-
-static void cpu_mmio_write(struct soft_cpu *cpu, uint64_t gpa, unsigned size, const void *data)
-{
-    struct soft_vcpu *sv = cpu->opaque;
-    uint64_t v = 0;
-    memcpy(&v, data, size);
-    uint64_t apic = lapic_mmio_base(sv->lapic);
-    if ((gpa & ~0xfffull) == apic) {
-        lapic_mmio_write(sv->lapic, gpa & 0xfff, v, size);
-        cpu->chain_budget = 1; /* an EOI or TPR write may make an interrupt deliverable */
-    } else {
-        bus_write(&sv->vcpu->vm->mmio, gpa, size, v);
-    }
-}
-
-/* IA32_ARCH_CAPABILITIES: the interpreter executes nothing speculatively, so it declares itself
- * immune to the speculation and data-sampling attacks that Linux otherwise defends against at
- * a high price here: page-table isolation switches CR3 (and flushes the TLB) on every system
- * call, MDS buffer clearing runs VERW on every return to user space. Spectre v1/v2 defences
- * cannot be turned off this way and stay. */
-#define MSR_IA32_ARCH_CAPABILITIES 0x10a
-#define SOFT_ARCH_CAPABILITIES                                                                    \
-    ((1ull << 0) /* RDCL_NO: no Meltdown */ | (1ull << 4) /* SSB_NO */ |                          \
-     (1ull << 5) /* MDS_NO */ | (1ull << 6) /* IF_PSCHANGE_MC_NO */ | (1ull << 8) /* TAA_NO */ | \
-     (1ull << 13) /* SBDR_SSDP_NO */ | (1ull << 14) /* FBSDP_NO */ | (1ull << 15) /* PSDP_NO */ | \
-     (1ull << 20) /* BHI_NO */ | (1ull << 24) /* PBRSB_NO */ | (1ull << 26) /* GDS_NO */ |        \
-     (1ull << 27) /* RFDS_NO */ | (1ull << 62) /* ITS_NO */)
-#define CPUID_7_EDX_ARCH_CAPABILITIES (1u << 29)
-#define CPUID_7_EBX_TSC_ADJUST (1u << 1)
-
-static int cpu_msr_read(struct soft_cpu *cpu, uint32_t msr, uint64_t *value)
-{
-    struct soft_vcpu *sv = cpu->opaque;
-    if (msr == MSR_IA32_ARCH_CAPABILITIES) {
-        const struct cpuid_entry *e7 = cpuid_find(&sv->cpuid, 7, 0);
-        if (!e7 || !(e7->edx & CPUID_7_EDX_ARCH_CAPABILITIES))
-            return -ENOENT;
-        *value = SOFT_ARCH_CAPABILITIES;
-        return 0;
-    }
-    int r = lapic_msr_read(sv->lapic, msr, value);
-    return r == 0 ? 0 : -ENOENT;
-}
-
-static int cpu_msr_write(struct soft_cpu *cpu, uint32_t msr, uint64_t value)
-{
-    struct soft_vcpu *sv = cpu->opaque;
-    int r = lapic_msr_write(sv->lapic, msr, value);
-    cpu->chain_budget = 1;
-    return r == 0 ? 0 : -ENOENT;
-}
-
-static void cpu_cpuid(struct soft_cpu *cpu, uint32_t leaf, uint32_t subleaf, uint32_t out[4])
-{
-    struct soft_vcpu *sv = cpu->opaque;
-    const struct cpuid_entry *e = cpuid_find(&sv->cpuid, leaf, subleaf);
-    if (!e) {
-        memset(out, 0, 4 * sizeof(uint32_t));
-        return;
-    }
-    out[0] = e->eax;
-    out[1] = e->ebx;
-    out[2] = e->ecx;
-    out[3] = e->edx;
-    if (leaf == 1 && (cpu->cr4 & (1u << 18)))
-        out[2] |= 1u << 27; /* OSXSAVE mirrors CR4 (never set: XSAVE is not advertised) */
-}
-
-static uint64_t cpu_tsc(struct soft_cpu *cpu)
-{
-    struct soft_vcpu *sv = cpu->opaque;
-    return soft_tsc_from_ns(sv->svm->tsc_khz, now_ns());
-}
-
-static const struct soft_cpu_ops soft_sys_ops = {
-    .tlb_fill = cpu_tlb_fill,
-    .mmio_read = cpu_mmio_read,
-    .mmio_write = cpu_mmio_write,
-    .msr_read = cpu_msr_read,
-    .msr_write = cpu_msr_write,
-    .cpuid = cpu_cpuid,
-    .tsc = cpu_tsc,
-};
 
 /* --- VM ------------------------------------------------------------------------------------ */
 
@@ -539,7 +266,7 @@ static int soft_get_dirty_log(struct vm *vm, unsigned slot, uint64_t *bitmap)
     for (uint64_t k = 0; k < words; k++)
         bitmap[k] = __atomic_exchange_n(&s->dirty[slot][k], 0, __ATOMIC_RELAXED);
     /* TLB entries granting writes must be refilled so that new writes are logged again. */
-    request_flush_all(s);
+    soft_request_flush_all(s);
     return 0;
 }
 
@@ -798,105 +525,6 @@ static int soft_vcpu_run(struct vcpu *vcpu, struct vcpu_exit *exit)
             return 0;
         }
     }
-}
-
-/* --- register state ------------------------------------------------------------------------ */
-
-static void seg_out(struct vcpu_segment *d, const struct soft_segment *s)
-{
-    uint16_t a = s->attr;
-    *d = (struct vcpu_segment){
-        .base = s->base, .limit = s->limit, .selector = s->selector,
-        .type = a & 0xf, .s = (a >> 4) & 1, .dpl = (a >> 5) & 3, .present = (a >> 7) & 1,
-        .avl = (a >> 12) & 1, .l = (a >> 13) & 1, .db = (a >> 14) & 1, .g = (a >> 15) & 1,
-        .unusable = !((a >> 7) & 1),
-    };
-}
-
-static void seg_in(struct soft_segment *d, const struct vcpu_segment *s)
-{
-    d->base = s->base;
-    d->limit = s->limit;
-    d->selector = s->selector;
-    d->attr = (uint16_t)((s->type & 0xf) | (s->s & 1) << 4 | (s->dpl & 3) << 5 |
-                         (s->present & 1) << 7 | (s->avl & 1) << 12 | (s->l & 1) << 13 |
-                         (s->db & 1) << 14 | (s->g & 1) << 15);
-    if (s->unusable)
-        d->attr &= (uint16_t)~0x80u;
-}
-
-static int soft_get_regs(struct vcpu *vcpu, struct vcpu_regs *r)
-{
-    struct soft_cpu *c = &sv_of(vcpu)->cpu;
-    *r = (struct vcpu_regs){c->regs[SOFT_RAX], c->regs[SOFT_RBX], c->regs[SOFT_RCX],
-                            c->regs[SOFT_RDX], c->regs[SOFT_RSI], c->regs[SOFT_RDI],
-                            c->regs[SOFT_RSP], c->regs[SOFT_RBP], c->regs[SOFT_R8],
-                            c->regs[SOFT_R9], c->regs[SOFT_R10], c->regs[SOFT_R11],
-                            c->regs[SOFT_R12], c->regs[SOFT_R13], c->regs[SOFT_R14],
-                            c->regs[SOFT_R15], c->rip, soft_cpu_get_rflags(c)};
-    return 0;
-}
-
-static int soft_set_regs(struct vcpu *vcpu, const struct vcpu_regs *r)
-{
-    struct soft_cpu *c = &sv_of(vcpu)->cpu;
-    c->regs[SOFT_RAX] = r->rax, c->regs[SOFT_RBX] = r->rbx, c->regs[SOFT_RCX] = r->rcx;
-    c->regs[SOFT_RDX] = r->rdx, c->regs[SOFT_RSI] = r->rsi, c->regs[SOFT_RDI] = r->rdi;
-    c->regs[SOFT_RSP] = r->rsp, c->regs[SOFT_RBP] = r->rbp, c->regs[SOFT_R8] = r->r8;
-    c->regs[SOFT_R9] = r->r9, c->regs[SOFT_R10] = r->r10, c->regs[SOFT_R11] = r->r11;
-    c->regs[SOFT_R12] = r->r12, c->regs[SOFT_R13] = r->r13, c->regs[SOFT_R14] = r->r14;
-    c->regs[SOFT_R15] = r->r15;
-    c->rip = r->rip;
-    soft_cpu_set_rflags(c, r->rflags);
-    return 0;
-}
-
-static int soft_get_sregs(struct vcpu *vcpu, struct vcpu_sregs *r)
-{
-    struct soft_vcpu *sv = sv_of(vcpu);
-    struct soft_cpu *c = &sv->cpu;
-    seg_out(&r->cs, &c->seg[SOFT_CS]);
-    seg_out(&r->ds, &c->seg[SOFT_DS]);
-    seg_out(&r->es, &c->seg[SOFT_ES]);
-    seg_out(&r->fs, &c->seg[SOFT_FS]);
-    seg_out(&r->gs, &c->seg[SOFT_GS]);
-    seg_out(&r->ss, &c->seg[SOFT_SS]);
-    seg_out(&r->tr, &c->tr);
-    seg_out(&r->ldt, &c->ldtr);
-    r->gdt = (struct vcpu_dtable){c->gdtr.base, c->gdtr.limit};
-    r->idt = (struct vcpu_dtable){c->idtr.base, c->idtr.limit};
-    r->cr0 = c->cr0, r->cr2 = c->cr2, r->cr3 = c->cr3, r->cr4 = c->cr4, r->cr8 = c->cr8;
-    r->efer = c->efer;
-    uint64_t base = 0;
-    lapic_msr_read(sv->lapic, MSR_IA32_APIC_BASE, &base);
-    r->apic_base = base;
-    return 0;
-}
-
-static int soft_set_sregs(struct vcpu *vcpu, const struct vcpu_sregs *r)
-{
-    struct soft_vcpu *sv = sv_of(vcpu);
-    struct soft_cpu *c = &sv->cpu;
-    seg_in(&c->seg[SOFT_CS], &r->cs);
-    seg_in(&c->seg[SOFT_DS], &r->ds);
-    seg_in(&c->seg[SOFT_ES], &r->es);
-    seg_in(&c->seg[SOFT_FS], &r->fs);
-    seg_in(&c->seg[SOFT_GS], &r->gs);
-    seg_in(&c->seg[SOFT_SS], &r->ss);
-    seg_in(&c->tr, &r->tr);
-    seg_in(&c->ldtr, &r->ldt);
-    c->gdtr = (struct soft_dtable){r->gdt.base, r->gdt.limit};
-    c->idtr = (struct soft_dtable){r->idt.base, r->idt.limit};
-    c->cr0 = r->cr0, c->cr2 = r->cr2, c->cr3 = r->cr3, c->cr4 = r->cr4, c->cr8 = r->cr8;
-    c->efer = r->efer;
-    c->cpl = (c->cr0 & SOFT_CR0_PE) ? (uint8_t)(r->cs.selector & 3) : 0;
-    c->mode = soft_cs_mode(c, &c->seg[SOFT_CS]);
-    if (r->apic_base)
-        lapic_msr_write(sv->lapic, MSR_IA32_APIC_BASE, r->apic_base);
-    /* A state set from outside (boot, restore) is a new vCPU: an AP given a state runs it. */
-    sv->wait_sipi = false;
-    soft_cpu_flush_tlb(c);
-    return 0;
 }
 
 const struct accel_ops accel_soft_ops = {
