@@ -63,6 +63,19 @@ static int verbose;
 #define SEL_CODE16 ((0u << 3) | 7u)
 #define SEL_DS16 ((1u << 3) | 7u) /* then DS32, SS16, SS32, ES16, ES32 */
 #define SEL_DATA(seg, mode) (SEL_DS16 + ((2u * (seg) + ((mode) == 32)) << 3))
+/* DS segments with limits (the limit families; gen.ds_limit k = 1..5 is LDT entry 6 + k),
+ * byte granular: expand-up with limit 0xff; expand-down with limit 0xff (offsets 0x100 up to
+ * 0xffff or 0xffffffff by B); expand-down based 0xff00 below mem with limit 0xfeff, so that
+ * offsets from 0xff00 reach mem and, with B=0, end at 0xffff. */
+static const struct {
+    int64_t base_delta; /* from mem */
+    unsigned limit;
+    int expand_down, bits32;
+} limited_ds[5] = {
+    {0, 0xff, 0, 0}, {0, 0xff, 1, 0}, {0, 0xff, 1, 1}, {-0xff00, 0xfeff, 1, 0},
+    {-0xff00, 0xfeff, 1, 1},
+};
+#define SEL_LIMITED(k) (((6u + (k)) << 3) | 7u)
 #define SEL_USER_CS32 0x23u /* Linux's flat 32-bit user code segment */
 #define SEL_USER_CS64 0x33u
 
@@ -107,15 +120,16 @@ static void on_fault(int sig, siginfo_t *si, void *uc)
     siglongjmp(native_jmp, 1);
 }
 
+/* contents: MODIFY_LDT_CONTENTS_DATA, _STACK (expand-down data) or _CODE. */
 static int ldt_set(unsigned entry, uint64_t base, unsigned limit, int pages, int bits32,
-                   int code)
+                   unsigned contents)
 {
     struct user_desc d = {
         .entry_number = entry,
         .base_addr = (unsigned)base,
         .limit = limit,
         .seg_32bit = (unsigned)bits32,
-        .contents = code ? MODIFY_LDT_CONTENTS_CODE : MODIFY_LDT_CONTENTS_DATA,
+        .contents = contents,
         .limit_in_pages = (unsigned)pages,
         .useable = 1,
     };
@@ -124,8 +138,8 @@ static int ldt_set(unsigned entry, uint64_t base, unsigned limit, int pages, int
 
 /* Put the interpreter in the mode the native run uses: 64-bit, compatibility mode with flat
  * CS and the LDT data segments, or the 16-bit code segment of the LDT; SS is a 16-bit or
- * 32-bit segment by ss_bits. */
-static void interp_mode(int mode, int ss_bits)
+ * 32-bit segment by ss_bits, DS one of the limited ones if ds_limit is not 0. */
+static void interp_mode(int mode, int ss_bits, int ds_limit)
 {
     static const struct soft_segment flat = {0, 0, 0xffffffff, 0xc0f3};
     cpu.mode = (uint8_t)mode;
@@ -142,6 +156,14 @@ static void interp_mode(int mode, int ss_bits)
                                                   0xffffffff, mode == 32 ? 0xc0f3 : 0x80f3};
     cpu.seg[SOFT_SS].selector = (uint16_t)SEL_DATA(1, ss_bits);
     cpu.seg[SOFT_SS].attr = ss_bits == 32 ? 0xc0f3 : 0x80f3;
+    if (ds_limit) {
+        int k = ds_limit - 1;
+        uint64_t base = (uint64_t)((int64_t)(uintptr_t)mem + limited_ds[k].base_delta);
+        uint16_t attr = (uint16_t)(0x00f3 | (limited_ds[k].expand_down ? 4 : 0) |
+                                   (limited_ds[k].bits32 ? 0x4000 : 0));
+        cpu.seg[SOFT_DS] =
+            (struct soft_segment){SEL_LIMITED(ds_limit), base, limited_ds[k].limit, attr};
+    }
     if (mode == 32) {
         cpu.seg[SOFT_CS] = (struct soft_segment){SEL_USER_CS32, 0, 0xffffffff, 0xc0fb};
     } else {
@@ -161,6 +183,7 @@ static int vector_signal(int vector)
     switch (vector) {
     case 0: return SIGFPE;
     case 6: return SIGILL;
+    case 12: return SIGBUS; /* #SS: Linux sends SIGBUS */
     default: return SIGSEGV;
     }
 }
@@ -187,6 +210,8 @@ static void init_legacy(struct rng *r, const struct gen *g, struct diff_regs *s)
     s->r[7] = offset_reg(r, g->addr_size, 96);  /* DI/EDI */
     for (int k = 3; g->align16 && k < 8; k++)
         s->r[k] &= ~15ull;
+    if (g->ds_limit >= 4)
+        s->r[3] += 0xff00; /* EBX: offsets from 0xff00 in the segments based 0xff00 lower */
     uint64_t below = g->addr_size == 2 ? 0xff00 : 0xffffff00;
     if (g->addr_wrap == 1) { /* base + index = 2^16 or 2^32 + a small offset */
         s->r[3] += below;
@@ -266,6 +291,13 @@ static uint64_t legacy_entry(int mode)
     return (uint64_t)SEL_CODE16 << 32;
 }
 
+/* DS | ES << 16 | SS << 32 for diff_run_native_legacy. */
+static uint64_t data_selectors(const struct gen *g)
+{
+    uint64_t ds = g->ds_limit ? SEL_LIMITED(g->ds_limit) : SEL_DATA(0, g->mode);
+    return ds | SEL_DATA(2, g->mode) << 16 | (uint64_t)SEL_DATA(1, stack_bits(g)) << 32;
+}
+
 /* Run the code natively; returns the signal it died of, or 0. */
 static int run_native(const struct gen *g, struct diff_regs *s)
 {
@@ -281,9 +313,7 @@ static int run_native(const struct gen *g, struct diff_regs *s)
         p[5] = 0;
         native_sig = 0;
         if (sigsetjmp(native_jmp, 1) == 0)
-            diff_run_native_legacy(s, legacy_entry(g->mode),
-                                   SEL_DATA(0, g->mode) | SEL_DATA(2, g->mode) << 16 |
-                                       (uint64_t)SEL_DATA(1, stack_bits(g)) << 32);
+            diff_run_native_legacy(s, legacy_entry(g->mode), data_selectors(g));
         return native_sig;
     }
     memcpy(code_page, g->code, g->len);
@@ -314,7 +344,7 @@ static int run_interp(const struct gen *g, struct diff_regs *s)
     cpu.fpu.fsw = 0;
     cpu.fpu.top = 0;
     cpu.fpu.ftw = 0xffff;
-    interp_mode(g->mode, stack_bits(g));
+    interp_mode(g->mode, stack_bits(g), g->ds_limit);
     uint64_t start = g->mode == 16 ? 0 : (uint64_t)(uintptr_t)code_page, end = start + g->len;
     cpu.rip = start;
     int sig = 0;
@@ -452,12 +482,12 @@ static int implemented_in(unsigned map, unsigned op, unsigned pfx);
 
 static int implemented(unsigned map, unsigned op, unsigned pfx)
 {
-    interp_mode(64, 64);
+    interp_mode(64, 64, 0);
     int impl = implemented_in(map, op, pfx);
     if (!impl) {
-        interp_mode(32, 32);
+        interp_mode(32, 32, 0);
         impl = implemented_in(map, op, pfx);
-        interp_mode(64, 64);
+        interp_mode(64, 64, 0);
     }
     return impl;
 }
@@ -567,10 +597,17 @@ int main(int argc, char **argv)
     t[1] = 0x25;
     memset(t + 2, 0, 4);
     memcpy(t + 6, &back, 8);
-    int ldt_err = ldt_set(0, (uint64_t)(uintptr_t)code_page, 0xffff, 0, 0, 1);
+    int ldt_err = ldt_set(0, (uint64_t)(uintptr_t)code_page, 0xffff, 0, 0,
+                          MODIFY_LDT_CONTENTS_CODE);
     for (unsigned k = 0; k < 6; k++) {
         uint64_t base = (uint64_t)(uintptr_t)mem + (unsigned[]){0, SS_OFF, ES_OFF}[k / 2];
-        ldt_err |= ldt_set(1 + k, base, 0xfffff, 1, (int)(k & 1), 0);
+        ldt_err |= ldt_set(1 + k, base, 0xfffff, 1, (int)(k & 1), MODIFY_LDT_CONTENTS_DATA);
+    }
+    for (unsigned k = 0; k < 5; k++) {
+        uint64_t base = (uint64_t)((int64_t)(uintptr_t)mem + limited_ds[k].base_delta);
+        ldt_err |= ldt_set(7 + k, base, limited_ds[k].limit, 0, limited_ds[k].bits32,
+                           limited_ds[k].expand_down ? MODIFY_LDT_CONTENTS_STACK
+                                                     : MODIFY_LDT_CONTENTS_DATA);
     }
     static uint8_t altstack[1 << 16];
     stack_t ss = {.ss_sp = altstack, .ss_size = sizeof(altstack)};

@@ -49,6 +49,8 @@ struct gen {
     int addr_wrap;   /* ... except that 1: BX/BP + SI/DI wraps around the address size;
                         2: EBX EBP ESI EDI sit just below 4 GiB, so that segment base +
                         offset wraps to just below the window */
+    int ds_limit;    /* 32/16-bit code: DS is one of the LDT's limited segments (1..5, see
+                        diff.c: expand-up or expand-down, B=0 or 1); 0: the 4 GiB one */
 };
 
 struct family {
@@ -102,6 +104,7 @@ void gen_l_string(struct rng *r, struct gen *g);
 void gen_l_stack(struct rng *r, struct gen *g);
 void gen_l_stack_other_ss(struct rng *r, struct gen *g);
 void gen_l_wrap(struct rng *r, struct gen *g);
+void gen_l_limit(struct rng *r, struct gen *g);
 void gen_l_pusha(struct rng *r, struct gen *g);
 void gen_l_bit(struct rng *r, struct gen *g);
 void gen_l_bcd(struct rng *r, struct gen *g);

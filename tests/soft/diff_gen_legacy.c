@@ -2,8 +2,6 @@
  * tests/soft/diff.c runs them in compatibility mode or from a 16-bit LDT code segment). */
 #include "diff_gen.h"
 
-#include <string.h>
-
 /* [66] when the operand size is not the mode's default (osz 2 or 4). */
 static void emit_osz(struct gen *g, unsigned osz)
 {
@@ -201,8 +199,6 @@ void gen_l_string(struct rng *r, struct gen *g)
 void gen_l_stack(struct rng *r, struct gen *g)
 {
     unsigned osz = legacy_osz(g, r), form = rn(r, 9);
-    if (form == 3) /* PUSHA/POPA: the pusha families (#UD in the interpreter today) */
-        form = 4;
     unsigned dsz = g->mode == 16 ? 2 : 4;
     unsigned ssz = g->ss_bits ? (unsigned)g->ss_bits / 8 : dsz; /* SP or ESP */
     struct ops o;
@@ -317,6 +313,27 @@ void gen_l_wrap(struct rng *r, struct gen *g)
     g->what = "alu with a linear address wrapping at 4 GiB";
 }
 
+/* ALU with a memory operand through a DS of limited size (the LDT segments of diff.c): expand-up
+ * with limit 0xff; expand-down (valid above 0xff) with B=0 and B=1; expand-down valid from
+ * 0xff00, where B=0 ends the segment at 0xffff and B=1 does not. The offsets of the operands
+ * (0..400; BX/EBX 0xff00 higher for the last two) straddle each bound, operands too. */
+void gen_l_limit(struct rng *r, struct gen *g)
+{
+    struct ops o;
+    pick_ops(g, r, &o, rn(r, 3) == 0, 1);
+    o.mem = 1;
+    o.aform &= ~16u; /* no wrapping sums; overrides (ES, SS, DS) stay */
+    g->ds_limit = 1 + (int)rn(r, 5);
+    if (g->ds_limit >= 4) /* EBX is near 64 KiB: only DS may add it to its base */
+        o.aform &= ~0xc0u;
+    unsigned op = rn(r, 8);
+    uint8_t b = (uint8_t)(op * 8 + 2 * rn(r, 2) + (o.osz != 1));
+    emit_modrm_insn(g, &o, &b, 1, -1, 0);
+    g->fmask = F_ALL & ~F_AF;
+    g->what = g->ds_limit == 1 ? "alu through an expand-up DS with a limit"
+                               : "alu through an expand-down DS";
+}
+
 /* PUSHA/POPA at 16 and 32 bits. */
 void gen_l_pusha(struct rng *r, struct gen *g)
 {
@@ -330,17 +347,7 @@ void gen_l_pusha(struct rng *r, struct gen *g)
 void gen_l_bit(struct rng *r, struct gen *g)
 {
     if (rn(r, 5)) {
-        /* Left out: BT/BTS/BTR/BTC m, r with 16-bit addressing. bt_common() (exec_alu.c)
-         * truncates base + offset + (bit offset / width) to 16 bits after soft_ea() added
-         * the segment base, so the access goes to the wrong linear address (#PF here). */
-        do {
-            memset(g->code, 0, sizeof(g->code));
-            g->len = 0;
-            g->addr_size = 0;
-            g->addr_wrap = 0;
-            g->bt_reg = 0;
-            gen_bit(r, g);
-        } while (g->bt_reg && (g->addr_size == 2 || g->addr_wrap));
+        gen_bit(r, g);
         return;
     }
     struct ops o;

@@ -1,8 +1,8 @@
 /* System instructions of the software CPU run as code: the climb from 32-bit protected mode to
  * long mode (CR4.PAE, EFER.LME via WRMSR, CR0.PG, far jump into a 64-bit segment), port I/O
  * exits and IN completion, privilege checks (#GP at CPL 3), unknown MSRs, IRETQ, SYSCALL and
- * SYSRET in system mode, STI's interrupt shadow and VERR/VERW. Guest memory is a flat 64 KiB
- * buffer. */
+ * SYSRET in system mode, STI's interrupt shadow, VERR/VERW and real mode's 64 KiB segment
+ * limits. Guest memory is a flat 64 KiB buffer. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -277,6 +277,41 @@ static void test_verw(void **state)
     assert_int_equal(cpu.regs[SOFT_RBX] & 0xff, 1);
 }
 
+/* Real mode keeps its 64 KiB segment limits: a word at offset 0xFFFE is read, one at 0xFFFF is
+ * #GP(0), and a PUSH with SP = 1 (the word at 0xFFFF) is #SS(0); a fault leaves RIP at the
+ * instruction and SP as it was. (Past 64 KiB the flat test memory would raise #PF instead.) */
+static void test_real_mode_segment_limits(void **state)
+{
+    (void)state;
+    cpu.cr0 = 0x10;
+    cpu.cr4 = 0;
+    cpu.efer = 0;
+    cpu.mode = 16;
+    for (int s = 0; s < SOFT_NSEGS; s++)
+        cpu.seg[s] = (struct soft_segment){0, 0, 0xffff, 0x93};
+    cpu.seg[SOFT_CS] = (struct soft_segment){0, 0, 0xffff, 0x9b};
+    static const uint8_t code[] = {
+        0x8b, 0x06, 0xfe, 0xff, /* mov ax, [0xfffe] */
+        0x8b, 0x1e, 0xff, 0xff, /* mov bx, [0xffff]: past the limit */
+    };
+    memcpy(guest + 0xfffe, "\x34\x12", 2);
+    load(0x2000, code, sizeof(code));
+    assert_int_equal(soft_cpu_run(&cpu), SOFT_EXIT_EXCEPTION);
+    assert_int_equal(cpu.exc_vector, SOFT_EXC_GP);
+    assert_int_equal(cpu.exc_error, 0);
+    assert_int_equal(cpu.rip, 0x2004);
+    assert_int_equal(cpu.regs[SOFT_RAX] & 0xffff, 0x1234);
+
+    static const uint8_t push[] = {0x50}; /* push ax */
+    load(0x2100, push, sizeof(push));
+    cpu.regs[SOFT_RSP] = 1;
+    assert_int_equal(soft_cpu_run(&cpu), SOFT_EXIT_EXCEPTION);
+    assert_int_equal(cpu.exc_vector, SOFT_EXC_SS);
+    assert_int_equal(cpu.exc_error, 0);
+    assert_int_equal(cpu.rip, 0x2100);
+    assert_int_equal(cpu.regs[SOFT_RSP], 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -290,6 +325,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_syscall_sysret, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sti_shadow_and_cli, setup, teardown),
         cmocka_unit_test_setup_teardown(test_verw, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_real_mode_segment_limits, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

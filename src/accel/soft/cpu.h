@@ -23,7 +23,8 @@ enum soft_seg { SOFT_ES, SOFT_CS, SOFT_SS, SOFT_DS, SOFT_FS, SOFT_GS, SOFT_NSEGS
 
 /* Exceptions raised by instructions (vector numbers as the SDM numbers them). */
 enum soft_vector {
-    SOFT_EXC_DE = 0, SOFT_EXC_DB = 1, SOFT_EXC_NMI = 2, SOFT_EXC_BP = 3, SOFT_EXC_UD = 6,
+    SOFT_EXC_DE = 0, SOFT_EXC_DB = 1, SOFT_EXC_NMI = 2, SOFT_EXC_BP = 3, SOFT_EXC_BR = 5,
+    SOFT_EXC_UD = 6,
     SOFT_EXC_NM = 7, SOFT_EXC_DF = 8, SOFT_EXC_TS = 10, SOFT_EXC_NP = 11, SOFT_EXC_SS = 12,
     SOFT_EXC_GP = 13, SOFT_EXC_PF = 14, SOFT_EXC_MF = 16, SOFT_EXC_AC = 17, SOFT_EXC_XM = 19,
 };

@@ -416,6 +416,37 @@ static int decode_1(struct soft_cpu *cpu, struct dstate *d, struct soft_insn *i,
         i->osz = (uint8_t)osize64(cpu, d);
         i->fn = soft_pop_reg;
         return 0;
+    /* 32/16-bit code only: #UD in 64-bit mode (62 is the EVEX prefix there, and in 32/16-bit
+     * code with a register operand; AVX-512 is not in the CPU model, so that is #UD too). */
+    case 0x27: case 0x2f:
+        if (cpu->mode == 64)
+            break;
+        i->fn = soft_daa_das;
+        return 0;
+    case 0x37: case 0x3f:
+        if (cpu->mode == 64)
+            break;
+        i->fn = soft_aaa_aas;
+        return 0;
+    case 0xd4: case 0xd5:
+        if (cpu->mode == 64)
+            break;
+        i->imm = fetch(d, 1);
+        i->fn = soft_aam_aad;
+        return 0;
+    case 0x60: case 0x61:
+        if (cpu->mode == 64)
+            break;
+        i->fn = b == 0x60 ? soft_pusha : soft_popa;
+        return 0;
+    case 0x62:
+        if (cpu->mode == 64)
+            break;
+        decode_modrm(d, i, 0);
+        if (!i->mem)
+            break;
+        i->fn = soft_bound;
+        return 0;
     case 0x63:
         if (cpu->mode != 64)
             break;

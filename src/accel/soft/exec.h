@@ -141,6 +141,14 @@ SOFT_DECL(soft_enter);
 SOFT_DECL(soft_nop);
 SOFT_DECL(soft_xlat);
 
+/* exec_legacy.c: instructions of 32/16-bit code only (#UD in 64-bit mode). */
+SOFT_DECL(soft_pusha);
+SOFT_DECL(soft_popa);
+SOFT_DECL(soft_bound);
+SOFT_DECL(soft_daa_das);
+SOFT_DECL(soft_aaa_aas);
+SOFT_DECL(soft_aam_aad);
+
 /* exec_ctl.c: control transfer and system-ish instructions allowed in user mode. */
 SOFT_DECL(soft_jcc);
 SOFT_DECL(soft_jmp_rel);

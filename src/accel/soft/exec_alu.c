@@ -36,7 +36,7 @@ static void alu_rm(struct soft_cpu *cpu, const struct soft_insn *i, uint64_t src
             soft_set(cpu, i->rm, osz, r);
         return;
     }
-    uint64_t addr = soft_ea(cpu, i);
+    uint64_t addr = soft_ea(cpu, i, osz);
     if (op == 7) {
         alu(cpu, op, osz, soft_ld(cpu, addr, osz), src, cin);
         return;
@@ -99,7 +99,7 @@ static void unop_rm(struct soft_cpu *cpu, const struct soft_insn *i, unop_fn f)
         soft_set(cpu, i->rm, osz, f(cpu, i, soft_get(cpu, i->rm, osz), cf));
         return;
     }
-    void *p = soft_mem(cpu, soft_ea(cpu, i), osz, SOFT_ACC_WRITE);
+    void *p = soft_mem(cpu, soft_ea(cpu, i, osz), osz, SOFT_ACC_WRITE);
     if (i->lock) {
         uint64_t a, r;
         do {
@@ -354,7 +354,7 @@ static void shift_rm(struct soft_cpu *cpu, const struct soft_insn *i, unsigned c
         soft_set(cpu, i->rm, osz, shift(cpu, i->sub, osz, a, count));
         return;
     }
-    void *p = soft_mem(cpu, soft_ea(cpu, i), osz, SOFT_ACC_WRITE);
+    void *p = soft_mem(cpu, soft_ea(cpu, i, osz), osz, SOFT_ACC_WRITE);
     soft_stp(p, osz, shift(cpu, i->sub, osz, soft_ldp(p, osz), count));
 }
 
@@ -374,7 +374,7 @@ SOFT_HANDLER(soft_shxd)
         return;
     }
     uint64_t m = soft_mask(osz);
-    uint64_t addr = i->mem ? soft_ea(cpu, i) : 0;
+    uint64_t addr = i->mem ? soft_ea(cpu, i, osz) : 0;
     uint64_t a = i->mem ? soft_ld(cpu, addr, osz) : soft_get(cpu, i->rm, osz);
     uint64_t s = soft_get(cpu, i->reg, osz), r;
     int cf;
@@ -434,14 +434,16 @@ static void bt_common(struct soft_cpu *cpu, const struct soft_insn *i, uint64_t 
             soft_set(cpu, i->rm, osz, r);
         return;
     }
-    uint64_t addr = soft_ea(cpu, i);
-    if (regoff) {
+    uint64_t addr;
+    if (!regoff) {
+        addr = soft_ea(cpu, i, osz);
+    } else {
         /* A register bit offset is signed and may reach far outside the operand; the address
          * size wraps the offset within the segment, before the segment base is added. */
         int64_t so = (int64_t)soft_sext(off, osz);
         int64_t unit = so >= 0 ? so / (int64_t)bits : -((-so + (int64_t)bits - 1) / (int64_t)bits);
         uint64_t seg_off = soft_ea_offset(cpu, i) + (uint64_t)(unit * (int64_t)osz);
-        addr = soft_seg_linear(cpu, i->seg, soft_addr_trunc(seg_off, i->asz));
+        addr = soft_seg_linear(cpu, i->seg, soft_addr_trunc(seg_off, i->asz), osz);
         off = (uint64_t)(so - unit * (int64_t)bits);
     }
     unsigned bit = (unsigned)(off & (bits - 1));
@@ -530,7 +532,7 @@ SOFT_HANDLER(soft_movbe)
 {
     unsigned osz = i->osz;
     if ((i->op & 0xff) == 0xf0) {
-        uint64_t v = soft_ld(cpu, soft_ea(cpu, i), osz);
+        uint64_t v = soft_ld(cpu, soft_ea(cpu, i, osz), osz);
         v = osz == 8 ? __builtin_bswap64(v) : osz == 4 ? __builtin_bswap32((uint32_t)v)
                                                        : __builtin_bswap16((uint16_t)v);
         soft_set(cpu, i->reg, osz, v);
@@ -538,7 +540,7 @@ SOFT_HANDLER(soft_movbe)
         uint64_t v = soft_get(cpu, i->reg, osz);
         v = osz == 8 ? __builtin_bswap64(v) : osz == 4 ? __builtin_bswap32((uint32_t)v)
                                                        : __builtin_bswap16((uint16_t)v);
-        soft_st(cpu, soft_ea(cpu, i), osz, v);
+        soft_st(cpu, soft_ea(cpu, i, osz), osz, v);
     }
 }
 
@@ -556,7 +558,7 @@ SOFT_HANDLER(soft_xadd)
         soft_set(cpu, i->rm, osz, r);
         return;
     }
-    void *p = soft_mem(cpu, soft_ea(cpu, i), osz, SOFT_ACC_WRITE);
+    void *p = soft_mem(cpu, soft_ea(cpu, i, osz), osz, SOFT_ACC_WRITE);
     uint64_t a, r;
     do {
         a = soft_ldp(p, osz);
@@ -579,7 +581,7 @@ SOFT_HANDLER(soft_cmpxchg)
             soft_set(cpu, SOFT_RAX, osz, d);
         return;
     }
-    void *p = soft_mem(cpu, soft_ea(cpu, i), osz, SOFT_ACC_WRITE);
+    void *p = soft_mem(cpu, soft_ea(cpu, i, osz), osz, SOFT_ACC_WRITE);
     uint64_t d;
     for (;;) {
         d = soft_ldp(p, osz);
@@ -593,7 +595,7 @@ SOFT_HANDLER(soft_cmpxchg)
 
 SOFT_HANDLER(soft_cmpxchg8b16b)
 {
-    uint64_t addr = soft_ea(cpu, i);
+    uint64_t addr = soft_ea(cpu, i, i->osz == 8 ? 16 : 8);
     uint32_t f = soft_flags_arith(cpu) & ~(uint32_t)SOFT_ZF;
     if (i->osz == 8) {
         if (addr & 15)

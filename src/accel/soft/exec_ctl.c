@@ -41,9 +41,10 @@ SOFT_HANDLER_BRANCH(soft_call_rm, 1)
 SOFT_HANDLER_BRANCH(soft_ret, 1)
 {
     uint64_t t = soft_pop(cpu, i->osz);
-    cpu->regs[SOFT_RSP] += i->imm;
-    if (cpu->mode != 64)
-        cpu->regs[SOFT_RSP] = (uint32_t)cpu->regs[SOFT_RSP];
+    if (cpu->mode == 64)
+        cpu->regs[SOFT_RSP] += i->imm;
+    else
+        soft_stack_adjust(cpu, (int64_t)i->imm);
     cpu->rip = code_addr(cpu, t, i->osz);
 }
 

@@ -21,9 +21,9 @@ SOFT_HANDLER(soft_mov_reg_imm)
     soft_set(cpu, i->reg, i->osz, i->imm);
 }
 
-static uint64_t moffs(const struct soft_cpu *cpu, const struct soft_insn *i)
+static uint64_t moffs(struct soft_cpu *cpu, const struct soft_insn *i)
 {
-    return soft_addr_trunc(i->disp, i->asz) + cpu->seg[i->seg].base;
+    return soft_seg_linear(cpu, i->seg, soft_addr_trunc(i->disp, i->asz), i->osz);
 }
 
 SOFT_HANDLER(soft_mov_moffs_load)
@@ -63,7 +63,7 @@ SOFT_HANDLER(soft_xchg_rm_reg)
         return;
     }
     /* XCHG with memory is always locked. */
-    void *p = soft_mem(cpu, soft_ea(cpu, i), osz, SOFT_ACC_WRITE);
+    void *p = soft_mem(cpu, soft_ea(cpu, i, osz), osz, SOFT_ACC_WRITE);
     uint64_t v;
     do {
         v = soft_ldp(p, osz);
@@ -100,11 +100,12 @@ SOFT_HANDLER(soft_pop_rm)
         soft_set(cpu, i->rm, i->osz, v);
         return;
     }
-    /* The address uses RSP after the pop; the store may fault, so undo RSP until it lands. */
-    uint64_t addr = soft_ea(cpu, i);
+    /* The address uses RSP after the pop; the limit check and the store may fault, so undo
+     * RSP until it lands. */
+    uint64_t off = soft_ea_offset(cpu, i);
     uint64_t newsp = cpu->regs[SOFT_RSP];
     cpu->regs[SOFT_RSP] = old;
-    soft_st(cpu, addr, i->osz, v);
+    soft_st(cpu, soft_seg_linear(cpu, i->seg, off, i->osz), i->osz, v);
     cpu->regs[SOFT_RSP] = newsp;
 }
 
@@ -126,7 +127,7 @@ SOFT_HANDLER(soft_mov_rm_sreg)
 {
     uint64_t v = cpu->seg[i->sub].selector;
     if (i->mem)
-        soft_st(cpu, soft_ea(cpu, i), 2, v);
+        soft_st(cpu, soft_ea(cpu, i, 2), 2, v);
     else
         soft_set(cpu, i->rm, i->osz == 2 ? 2 : 4, v);
 }
@@ -151,33 +152,35 @@ SOFT_HANDLER(soft_popf)
 
 SOFT_HANDLER(soft_leave)
 {
-    unsigned ssz = cpu->mode == 64 ? 8 : cpu->mode == 32 ? 4 : 2;
+    unsigned ssz = soft_stack_size(cpu);
     uint64_t bp = soft_get(cpu, SOFT_RBP, ssz);
-    uint64_t v = soft_ld(cpu, bp + cpu->seg[SOFT_SS].base, i->osz);
+    uint64_t v = soft_ld(cpu, soft_stack_linear(cpu, bp, i->osz), i->osz);
     soft_set(cpu, SOFT_RSP, ssz, bp + i->osz);
     soft_set(cpu, SOFT_RBP, i->osz, v);
 }
 
 SOFT_HANDLER(soft_enter)
 {
-    unsigned osz = i->osz, level = i->imm2 & 31;
+    unsigned osz = i->osz, level = i->imm2 & 31, ssz = soft_stack_size(cpu);
     uint64_t old_sp = cpu->regs[SOFT_RSP];
-    uint64_t bp = cpu->regs[SOFT_RBP];
-    soft_push(cpu, osz, bp);
-    uint64_t frame = cpu->regs[SOFT_RSP];
+    uint64_t bp = soft_get(cpu, SOFT_RBP, ssz);
+    soft_push(cpu, osz, cpu->regs[SOFT_RBP]);
+    uint64_t frame = cpu->regs[SOFT_RSP]; /* the whole ESP, even with a 16-bit stack */
     for (unsigned k = 1; k < level; k++) {
-        bp -= osz;
-        soft_push(cpu, osz, soft_ld(cpu, soft_addr_trunc(bp, cpu->mode == 64 ? 8 : 4) +
-                                              cpu->seg[SOFT_SS].base, osz));
+        bp = soft_addr_trunc(bp - osz, ssz);
+        soft_push(cpu, osz, soft_ld(cpu, soft_stack_linear(cpu, bp, osz), osz));
     }
     if (level)
         soft_push(cpu, osz, frame);
-    uint64_t sp = cpu->regs[SOFT_RSP] - i->imm;
-    /* Touch the new stack top so that a fault happens before any register changes stick. */
-    soft_mem(cpu, sp + cpu->seg[SOFT_SS].base, 1, SOFT_ACC_WRITE);
-    (void)old_sp;
+    uint64_t sp = soft_addr_trunc(soft_get(cpu, SOFT_RSP, ssz) - i->imm, ssz);
+    /* Touch the new stack top so that a fault happens before any register changes stick
+     * (the pushes above moved RSP: a fault restores it). */
+    uint64_t pushed = cpu->regs[SOFT_RSP];
+    cpu->regs[SOFT_RSP] = old_sp;
+    soft_mem(cpu, soft_stack_linear(cpu, sp, 1), 1, SOFT_ACC_WRITE);
+    cpu->regs[SOFT_RSP] = pushed;
     soft_set(cpu, SOFT_RBP, osz, frame);
-    cpu->regs[SOFT_RSP] = cpu->mode == 64 ? sp : (uint32_t)sp;
+    soft_set(cpu, SOFT_RSP, ssz, sp);
 }
 
 /* PAUSE: a spin-wait hint. The host's own PAUSE gives a spinning guest about the delay a real
@@ -198,5 +201,5 @@ SOFT_HANDLER(soft_nop)
 SOFT_HANDLER(soft_xlat)
 {
     uint64_t a = soft_addr_trunc(cpu->regs[SOFT_RBX] + (cpu->regs[SOFT_RAX] & 0xff), i->asz);
-    soft_set(cpu, SOFT_RAX, 1, soft_ld(cpu, a + cpu->seg[i->seg].base, 1));
+    soft_set(cpu, SOFT_RAX, 1, soft_ld(cpu, soft_seg_linear(cpu, i->seg, a, 1), 1));
 }

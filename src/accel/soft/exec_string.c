@@ -18,6 +18,18 @@ static inline int64_t step(const struct soft_cpu *cpu, unsigned osz)
     return (cpu->rflags & SOFT_DF) ? -(int64_t)osz : (int64_t)osz;
 }
 
+/* Linear addresses of the current source (segment:rSI, DS unless overridden) and destination
+ * (ES:rDI) elements; outside 64-bit mode they are checked against the segment limits. */
+static inline uint64_t src_addr(struct soft_cpu *cpu, const struct soft_insn *i)
+{
+    return soft_seg_linear(cpu, i->seg, sreg(cpu, SOFT_RSI, i->asz), i->osz);
+}
+
+static inline uint64_t dst_addr(struct soft_cpu *cpu, const struct soft_insn *i)
+{
+    return soft_seg_linear(cpu, SOFT_ES, sreg(cpu, SOFT_RDI, i->asz), i->osz);
+}
+
 /* Bytes that can be handled from a and b before either crosses its page, capped at n. */
 static uint64_t chunk(uint64_t a, uint64_t b, uint64_t n)
 {
@@ -30,17 +42,16 @@ SOFT_HANDLER(soft_movs)
 {
     unsigned osz = i->osz, asz = i->asz;
     int64_t d = step(cpu, osz);
-    uint64_t sbase = cpu->seg[i->seg].base, dbase = cpu->seg[SOFT_ES].base;
     if (!i->rep) {
-        uint64_t v = soft_ld(cpu, sreg(cpu, SOFT_RSI, asz) + sbase, osz);
-        soft_st(cpu, sreg(cpu, SOFT_RDI, asz) + dbase, osz, v);
+        uint64_t v = soft_ld(cpu, src_addr(cpu, i), osz);
+        soft_st(cpu, dst_addr(cpu, i), osz, v);
         sadvance(cpu, SOFT_RSI, asz, d);
         sadvance(cpu, SOFT_RDI, asz, d);
         return;
     }
     while (sreg(cpu, SOFT_RCX, asz) != 0) {
         uint64_t n = sreg(cpu, SOFT_RCX, asz);
-        uint64_t s = sreg(cpu, SOFT_RSI, asz) + sbase, t = sreg(cpu, SOFT_RDI, asz) + dbase;
+        uint64_t s = src_addr(cpu, i), t = dst_addr(cpu, i);
         if (d > 0 && asz == 8 && n > 1) {
             uint64_t bytes = chunk(s, t, n * osz) / osz * osz;
             /* Overlap with the destination ahead of the source replicates data: keep it
@@ -68,16 +79,15 @@ SOFT_HANDLER(soft_stos)
 {
     unsigned osz = i->osz, asz = i->asz;
     int64_t d = step(cpu, osz);
-    uint64_t dbase = cpu->seg[SOFT_ES].base;
     uint64_t v = soft_get(cpu, SOFT_RAX, osz);
     if (!i->rep) {
-        soft_st(cpu, sreg(cpu, SOFT_RDI, asz) + dbase, osz, v);
+        soft_st(cpu, dst_addr(cpu, i), osz, v);
         sadvance(cpu, SOFT_RDI, asz, d);
         return;
     }
     while (sreg(cpu, SOFT_RCX, asz) != 0) {
         uint64_t n = sreg(cpu, SOFT_RCX, asz);
-        uint64_t t = sreg(cpu, SOFT_RDI, asz) + dbase;
+        uint64_t t = dst_addr(cpu, i);
         if (d > 0 && asz == 8 && n > 1) {
             uint64_t bytes = chunk(t, t, n * osz) / osz * osz;
             if (bytes >= osz) {
@@ -103,15 +113,14 @@ SOFT_HANDLER(soft_lods)
 {
     unsigned osz = i->osz, asz = i->asz;
     int64_t d = step(cpu, osz);
-    uint64_t sbase = cpu->seg[i->seg].base;
     if (!i->rep) {
-        soft_set(cpu, SOFT_RAX, osz, soft_ld(cpu, sreg(cpu, SOFT_RSI, asz) + sbase, osz));
+        soft_set(cpu, SOFT_RAX, osz, soft_ld(cpu, src_addr(cpu, i), osz));
         sadvance(cpu, SOFT_RSI, asz, d);
         return;
     }
     while (sreg(cpu, SOFT_RCX, asz) != 0) {
         uint64_t n = sreg(cpu, SOFT_RCX, asz);
-        soft_set(cpu, SOFT_RAX, osz, soft_ld(cpu, sreg(cpu, SOFT_RSI, asz) + sbase, osz));
+        soft_set(cpu, SOFT_RAX, osz, soft_ld(cpu, src_addr(cpu, i), osz));
         sadvance(cpu, SOFT_RSI, asz, d);
         soft_set(cpu, SOFT_RCX, asz, n - 1);
     }
@@ -122,13 +131,12 @@ SOFT_HANDLER(soft_cmps)
 {
     unsigned osz = i->osz, asz = i->asz;
     int64_t d = step(cpu, osz);
-    uint64_t sbase = cpu->seg[i->seg].base, dbase = cpu->seg[SOFT_ES].base;
     do {
         uint64_t n = sreg(cpu, SOFT_RCX, asz);
         if (i->rep && n == 0)
             return;
-        uint64_t a = soft_ld(cpu, sreg(cpu, SOFT_RSI, asz) + sbase, osz);
-        uint64_t b = soft_ld(cpu, sreg(cpu, SOFT_RDI, asz) + dbase, osz);
+        uint64_t a = soft_ld(cpu, src_addr(cpu, i), osz);
+        uint64_t b = soft_ld(cpu, dst_addr(cpu, i), osz);
         soft_cc(cpu, SOFT_CC_SUB, osz, (a - b) & soft_mask(osz), a, b);
         sadvance(cpu, SOFT_RSI, asz, d);
         sadvance(cpu, SOFT_RDI, asz, d);
@@ -144,13 +152,12 @@ SOFT_HANDLER(soft_scas)
 {
     unsigned osz = i->osz, asz = i->asz;
     int64_t d = step(cpu, osz);
-    uint64_t dbase = cpu->seg[SOFT_ES].base;
     uint64_t a = soft_get(cpu, SOFT_RAX, osz);
     do {
         uint64_t n = sreg(cpu, SOFT_RCX, asz);
         if (i->rep && n == 0)
             return;
-        uint64_t b = soft_ld(cpu, sreg(cpu, SOFT_RDI, asz) + dbase, osz);
+        uint64_t b = soft_ld(cpu, dst_addr(cpu, i), osz);
         soft_cc(cpu, SOFT_CC_SUB, osz, (a - b) & soft_mask(osz), a, b);
         sadvance(cpu, SOFT_RDI, asz, d);
         if (!i->rep)

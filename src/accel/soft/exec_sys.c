@@ -199,7 +199,7 @@ SOFT_HANDLER(soft_clts)
 SOFT_HANDLER(soft_smsw)
 {
     if (i->mem)
-        soft_st(cpu, soft_ea(cpu, i), 2, cpu->cr0 & 0xffff);
+        soft_st(cpu, soft_ea(cpu, i, 2), 2, cpu->cr0 & 0xffff);
     else
         soft_set(cpu, i->rm, i->osz, cpu->cr0);
 }
@@ -230,7 +230,7 @@ SOFT_HANDLER(soft_cache_nop)
 SOFT_HANDLER(soft_sgdt_sidt)
 {
     const struct soft_dtable *t = i->sub == 0 ? &cpu->gdtr : &cpu->idtr;
-    uint64_t ea = soft_ea(cpu, i);
+    uint64_t ea = soft_ea(cpu, i, cpu->mode == 64 ? 10 : 6);
     soft_st(cpu, ea, 2, t->limit);
     soft_st(cpu, ea + 2, cpu->mode == 64 ? 8 : 4, t->base);
 }
@@ -238,7 +238,7 @@ SOFT_HANDLER(soft_sgdt_sidt)
 SOFT_HANDLER(soft_lgdt_lidt)
 {
     need_cpl0(cpu);
-    uint64_t ea = soft_ea(cpu, i);
+    uint64_t ea = soft_ea(cpu, i, cpu->mode == 64 ? 10 : 6);
     uint16_t limit = (uint16_t)soft_ld(cpu, ea, 2);
     uint64_t base = soft_ld(cpu, ea + 2, cpu->mode == 64 ? 8 : 4);
     if (cpu->mode != 64 && i->osz == 2)
@@ -256,7 +256,7 @@ SOFT_HANDLER(soft_sldt_str)
         soft_raise(cpu, SOFT_EXC_UD, 0);
     uint16_t v = i->sub == 0 ? cpu->ldtr.selector : cpu->tr.selector;
     if (i->mem)
-        soft_st(cpu, soft_ea(cpu, i), 2, v);
+        soft_st(cpu, soft_ea(cpu, i, 2), 2, v);
     else
         soft_set(cpu, i->rm, i->osz, v);
 }
@@ -668,7 +668,7 @@ SOFT_HANDLER(soft_far_direct)
 /* JMP/CALL m16:16/32/64 (FF /5, FF /3). */
 SOFT_HANDLER(soft_far_indirect)
 {
-    uint64_t ea = soft_ea(cpu, i);
+    uint64_t ea = soft_ea(cpu, i, i->osz + 2u);
     uint64_t off = soft_ld(cpu, ea, i->osz);
     uint16_t sel = (uint16_t)soft_ld(cpu, ea + i->osz, 2);
     far_transfer(cpu, i, sel, off, i->sub == 3);
@@ -692,9 +692,10 @@ SOFT_HANDLER(soft_retf)
         cs.selector = sel;
         cs.base = (uint64_t)sel << 4;
     }
-    cpu->regs[SOFT_RSP] += i->imm;
-    if (cpu->mode != 64)
-        cpu->regs[SOFT_RSP] = (uint32_t)cpu->regs[SOFT_RSP];
+    if (cpu->mode == 64)
+        cpu->regs[SOFT_RSP] += i->imm;
+    else
+        soft_stack_adjust(cpu, (int64_t)i->imm);
     cpu->seg[SOFT_CS] = cs;
     state_changed(cpu);
     cpu->rip = trunc_ip(cpu, off, i->osz);
@@ -740,12 +741,12 @@ SOFT_HANDLER(soft_iret)
     unsigned ncpl = sel & 3;
     uint64_t nsp = 0;
     bool pop_stack = cpu->mode == 64 || ncpl > cpu->cpl;
-    uint64_t after = sp0 + 3 * osz;
+    unsigned ssz = soft_stack_size(cpu); /* SP or ESP outside 64-bit mode, by SS.B */
+    uint64_t after = soft_addr_trunc(sp0 + 3 * osz, ssz);
     if (pop_stack) {
-        uint64_t base = cpu->mode == 64 ? 0 : cpu->seg[SOFT_SS].base;
-        uint64_t a = cpu->mode == 64 ? after : (uint32_t)after;
-        nsp = soft_ld(cpu, base + a, osz);
-        uint16_t ssel = (uint16_t)soft_ld(cpu, base + a + osz, osz);
+        uint64_t a = cpu->mode == 64 ? after : soft_stack_linear(cpu, after, 2 * osz);
+        nsp = soft_ld(cpu, a, osz);
+        uint16_t ssel = (uint16_t)soft_ld(cpu, a + osz, osz);
         bool to64 = (cpu->efer & SOFT_EFER_LMA) && (cs.attr & ATTR_L);
         if ((ssel & ~3u) == 0 && to64 && ncpl < 3) {
             ss = (struct soft_segment){.selector = ssel, .attr = (uint16_t)(ncpl << 5)};
@@ -760,7 +761,7 @@ SOFT_HANDLER(soft_iret)
         cpu->seg[SOFT_SS] = ss;
         cpu->regs[SOFT_RSP] = nsp;
     } else {
-        cpu->regs[SOFT_RSP] = cpu->mode == 64 ? after : (uint32_t)after;
+        soft_set(cpu, SOFT_RSP, ssz, after);
     }
     set_cpl(cpu, ncpl);
     soft_cpu_set_rflags(cpu, nfl);

@@ -210,6 +210,32 @@ static inline uint64_t soft_addr_trunc(uint64_t a, unsigned asz)
     return asz == 8 ? a : asz == 4 ? (uint32_t)a : (uint16_t)a;
 }
 
+/* Segment attribute bits (struct soft_segment.attr holds descriptor bits 40..55). */
+#define SOFT_SEG_EXPDOWN 0x0004u /* data: expand-down (code: conforming) */
+#define SOFT_SEG_CODE    0x0008u
+#define SOFT_SEG_S       0x0010u /* code or data, not a system descriptor */
+#define SOFT_SEG_DB      0x4000u /* D/B: 32-bit code, stack or expand-down upper bound */
+
+/* Outside 64-bit mode every byte of a data access must lie within its segment: offsets up to
+ * the limit in an expand-up segment, above the limit and up to 64 KiB or 4 GiB (by the B bit)
+ * in an expand-down one. Otherwise #SS(0) for SS, #GP(0) for the others. The limit is a byte
+ * limit (the G bit already applied when the descriptor was loaded). Type checks (writes to
+ * read-only segments, null selectors) are not made. */
+static inline void soft_seg_check(struct soft_cpu *cpu, unsigned seg, uint64_t off,
+                                  unsigned size)
+{
+    const struct soft_segment *s = &cpu->seg[seg];
+    uint64_t last = off + size - 1;
+    if (__builtin_expect((s->attr & (SOFT_SEG_S | SOFT_SEG_CODE | SOFT_SEG_EXPDOWN)) !=
+                             (SOFT_SEG_S | SOFT_SEG_EXPDOWN), 1)) {
+        if (__builtin_expect(last <= s->limit, 1))
+            return;
+    } else if (off > s->limit && last <= ((s->attr & SOFT_SEG_DB) ? 0xffffffffull : 0xffff)) {
+        return;
+    }
+    soft_raise(cpu, seg == SOFT_SS ? SOFT_EXC_SS : SOFT_EXC_GP, 0);
+}
+
 /* Offset of the ModRM memory operand within its segment, at the address size. */
 static inline uint64_t soft_ea_offset(const struct soft_cpu *cpu, const struct soft_insn *i)
 {
@@ -217,25 +243,32 @@ static inline uint64_t soft_ea_offset(const struct soft_cpu *cpu, const struct s
     return soft_addr_trunc(a, i->asz);
 }
 
-/* Linear address of an offset in segment seg: outside 64-bit mode linear addresses have 32
- * bits, so base + offset wraps at 4 GiB. */
-static inline uint64_t soft_seg_linear(const struct soft_cpu *cpu, unsigned seg, uint64_t off)
+/* Linear address of a size-byte access at offset off in segment seg. Outside 64-bit mode the
+ * offset is checked against the segment's limit and linear addresses have 32 bits, so base +
+ * offset wraps at 4 GiB; 64-bit mode checks no limits (the fast handlers of fast_mem.h, which
+ * run only there, skip this function altogether). */
+static inline uint64_t soft_seg_linear(struct soft_cpu *cpu, unsigned seg, uint64_t off,
+                                       unsigned size)
 {
     uint64_t lin = off + cpu->seg[seg].base;
-    return cpu->mode == 64 ? lin : (uint32_t)lin;
+    if (__builtin_expect(cpu->mode == 64, 1))
+        return lin;
+    soft_seg_check(cpu, seg, off, size);
+    return (uint32_t)lin;
 }
 
-/* Effective (linear) address of the ModRM memory operand. */
-static inline uint64_t soft_ea(const struct soft_cpu *cpu, const struct soft_insn *i)
+/* Effective (linear) address of the ModRM memory operand, for an access of size bytes there
+ * (the whole operand: both halves of a far pointer or a BOUND pair, 16 bytes of an XMM...). */
+static inline uint64_t soft_ea(struct soft_cpu *cpu, const struct soft_insn *i, unsigned size)
 {
-    return soft_seg_linear(cpu, i->seg, soft_ea_offset(cpu, i));
+    return soft_seg_linear(cpu, i->seg, soft_ea_offset(cpu, i), size);
 }
 
 /* Read/write the ModRM r/m operand (register or memory) of size osz. */
 static inline uint64_t soft_rm_get(struct soft_cpu *cpu, const struct soft_insn *i, unsigned osz)
 {
     if (i->mem)
-        return soft_ld(cpu, soft_ea(cpu, i), osz);
+        return soft_ld(cpu, soft_ea(cpu, i, osz), osz);
     return soft_get(cpu, i->rm, osz);
 }
 
@@ -243,35 +276,59 @@ static inline void soft_rm_set(struct soft_cpu *cpu, const struct soft_insn *i, 
                                uint64_t v)
 {
     if (i->mem)
-        soft_st(cpu, soft_ea(cpu, i), osz, v);
+        soft_st(cpu, soft_ea(cpu, i, osz), osz, v);
     else
         soft_set(cpu, i->rm, osz, v);
 }
 
-/* Stack: the stack-address size follows the mode (64-bit in long mode). */
+/* Stack: the stack-address size is 64 bits in 64-bit mode and otherwise SS.B's (SP or ESP),
+ * whatever the code size. */
+static inline unsigned soft_stack_size(const struct soft_cpu *cpu)
+{
+    if (cpu->mode == 64)
+        return 8;
+    return (cpu->seg[SOFT_SS].attr & SOFT_SEG_DB) ? 4 : 2;
+}
+
+/* Linear address of a size-byte stack access at stack offset sp (already at the stack size). */
+static inline uint64_t soft_stack_linear(struct soft_cpu *cpu, uint64_t sp, unsigned size)
+{
+    return soft_seg_linear(cpu, SOFT_SS, sp, size);
+}
+
+/* RSP/ESP/SP += delta at the stack size (the bits above SP stay). */
+static inline void soft_stack_adjust(struct soft_cpu *cpu, int64_t delta)
+{
+    unsigned ssz = soft_stack_size(cpu);
+    soft_set(cpu, SOFT_RSP, ssz, soft_get(cpu, SOFT_RSP, ssz) + (uint64_t)delta);
+}
+
 static inline void soft_push(struct soft_cpu *cpu, unsigned osz, uint64_t v)
 {
-    uint64_t sp = cpu->regs[SOFT_RSP] - osz;
-    if (cpu->mode != 64)
-        sp = cpu->mode == 32 ? (uint32_t)sp : (uint16_t)sp;
-    soft_st(cpu, sp + cpu->seg[SOFT_SS].base, osz, v);
-    if (cpu->mode == 16)
-        soft_set(cpu, SOFT_RSP, 2, sp);
-    else
-        cpu->regs[SOFT_RSP] = cpu->mode == 32 ? (uint32_t)sp : sp;
+    if (__builtin_expect(cpu->mode == 64, 1)) {
+        uint64_t sp = cpu->regs[SOFT_RSP] - osz;
+        soft_st(cpu, sp + cpu->seg[SOFT_SS].base, osz, v);
+        cpu->regs[SOFT_RSP] = sp;
+        return;
+    }
+    unsigned ssz = soft_stack_size(cpu);
+    uint64_t sp = soft_addr_trunc(cpu->regs[SOFT_RSP] - osz, ssz);
+    soft_st(cpu, soft_stack_linear(cpu, sp, osz), osz, v);
+    soft_set(cpu, SOFT_RSP, ssz, sp);
 }
 
 static inline uint64_t soft_pop(struct soft_cpu *cpu, unsigned osz)
 {
-    uint64_t sp = cpu->regs[SOFT_RSP];
-    if (cpu->mode != 64)
-        sp = cpu->mode == 32 ? (uint32_t)sp : (uint16_t)sp;
-    uint64_t v = soft_ld(cpu, sp + cpu->seg[SOFT_SS].base, osz);
-    sp += osz;
-    if (cpu->mode == 16)
-        soft_set(cpu, SOFT_RSP, 2, sp);
-    else
-        cpu->regs[SOFT_RSP] = cpu->mode == 32 ? (uint32_t)sp : sp;
+    if (__builtin_expect(cpu->mode == 64, 1)) {
+        uint64_t sp = cpu->regs[SOFT_RSP];
+        uint64_t v = soft_ld(cpu, sp + cpu->seg[SOFT_SS].base, osz);
+        cpu->regs[SOFT_RSP] = sp + osz;
+        return v;
+    }
+    unsigned ssz = soft_stack_size(cpu);
+    uint64_t sp = soft_get(cpu, SOFT_RSP, ssz);
+    uint64_t v = soft_ld(cpu, soft_stack_linear(cpu, sp, osz), osz);
+    soft_set(cpu, SOFT_RSP, ssz, sp + osz);
     return v;
 }
 

@@ -32,7 +32,7 @@ static inline __m128i ID(__m128d v) { return _mm_castpd_si128(v); }
 
 static uint64_t sse_addr(struct soft_cpu *cpu, const struct soft_insn *i, int aligned)
 {
-    uint64_t a = soft_ea(cpu, i);
+    uint64_t a = soft_ea(cpu, i, 16);
     if (aligned && (a & 15))
         soft_raise(cpu, SOFT_EXC_GP, 0);
     return a;
@@ -61,8 +61,8 @@ static __m128i src_operand(struct soft_cpu *cpu, const struct soft_insn *i)
     switch (i->sub) {
     case MEM_A16: return load128(cpu, sse_addr(cpu, i, 1));
     case MEM_U16: return load128(cpu, sse_addr(cpu, i, 0));
-    case MEM_8: return _mm_set_epi64x(0, (long long)soft_ld(cpu, soft_ea(cpu, i), 8));
-    default: return _mm_cvtsi32_si128((int)soft_ld(cpu, soft_ea(cpu, i), 4));
+    case MEM_8: return _mm_set_epi64x(0, (long long)soft_ld(cpu, soft_ea(cpu, i, 8), 8));
+    default: return _mm_cvtsi32_si128((int)soft_ld(cpu, soft_ea(cpu, i, 4), 4));
     }
 }
 
@@ -339,9 +339,9 @@ SOFT_HANDLER_STATIC(sse_movs_store)
 {
     if (i->mem) {
         if (i->sub == MEM_4)
-            soft_st(cpu, soft_ea(cpu, i), 4, cpu->xmm[i->reg].d[0]);
+            soft_st(cpu, soft_ea(cpu, i, 4), 4, cpu->xmm[i->reg].d[0]);
         else
-            soft_st(cpu, soft_ea(cpu, i), 8, cpu->xmm[i->reg].q[0]);
+            soft_st(cpu, soft_ea(cpu, i, 8), 8, cpu->xmm[i->reg].q[0]);
         return;
     }
     if (i->sub == MEM_4)
@@ -353,24 +353,24 @@ SOFT_HANDLER_STATIC(sse_movs_store)
 /* 0F 12/13/16/17: low/high quadword moves, one handler each. */
 SOFT_HANDLER_STATIC(sse_movl_load)
 {
-    uint64_t v = i->mem ? soft_ld(cpu, soft_ea(cpu, i), 8) : cpu->xmm[i->rm].q[1];
+    uint64_t v = i->mem ? soft_ld(cpu, soft_ea(cpu, i, 8), 8) : cpu->xmm[i->rm].q[1];
     cpu->xmm[i->reg].q[0] = v;
 }
 
 SOFT_HANDLER_STATIC(sse_movh_load)
 {
-    uint64_t v = i->mem ? soft_ld(cpu, soft_ea(cpu, i), 8) : cpu->xmm[i->rm].q[0];
+    uint64_t v = i->mem ? soft_ld(cpu, soft_ea(cpu, i, 8), 8) : cpu->xmm[i->rm].q[0];
     cpu->xmm[i->reg].q[1] = v;
 }
 
 SOFT_HANDLER_STATIC(sse_movl_store)
 {
-    soft_st(cpu, soft_ea(cpu, i), 8, cpu->xmm[i->reg].q[0]);
+    soft_st(cpu, soft_ea(cpu, i, 8), 8, cpu->xmm[i->reg].q[0]);
 }
 
 SOFT_HANDLER_STATIC(sse_movh_store)
 {
-    soft_st(cpu, soft_ea(cpu, i), 8, cpu->xmm[i->reg].q[1]);
+    soft_st(cpu, soft_ea(cpu, i, 8), 8, cpu->xmm[i->reg].q[1]);
 }
 
 /* 66 0F 6E: MOVD/MOVQ xmm, r/m32/64. */
@@ -391,7 +391,7 @@ SOFT_HANDLER_STATIC(sse_movd_from_xmm)
 /* F3 0F 7E: MOVQ xmm, xmm/m64 (zero-extends). */
 SOFT_HANDLER_STATIC(sse_movq_load)
 {
-    uint64_t v = i->mem ? soft_ld(cpu, soft_ea(cpu, i), 8) : cpu->xmm[i->rm].q[0];
+    uint64_t v = i->mem ? soft_ld(cpu, soft_ea(cpu, i, 8), 8) : cpu->xmm[i->rm].q[0];
     cpu->xmm[i->reg].q[0] = v;
     cpu->xmm[i->reg].q[1] = 0;
 }
@@ -401,7 +401,7 @@ SOFT_HANDLER_STATIC(sse_movq_store)
 {
     uint64_t v = cpu->xmm[i->reg].q[0];
     if (i->mem) {
-        soft_st(cpu, soft_ea(cpu, i), 8, v);
+        soft_st(cpu, soft_ea(cpu, i, 8), 8, v);
     } else {
         cpu->xmm[i->rm].q[0] = v;
         cpu->xmm[i->rm].q[1] = 0;
@@ -411,7 +411,7 @@ SOFT_HANDLER_STATIC(sse_movq_store)
 /* 0F C3 MOVNTI m32/64, r. */
 SOFT_HANDLER_STATIC(sse_movnti)
 {
-    soft_st(cpu, soft_ea(cpu, i), i->osz, soft_get(cpu, i->reg, i->osz));
+    soft_st(cpu, soft_ea(cpu, i, i->osz), i->osz, soft_get(cpu, i->reg, i->osz));
 }
 
 SOFT_HANDLER_STATIC(sse_pmovmskb)
@@ -433,13 +433,14 @@ SOFT_HANDLER_STATIC(sse_pextrw)
 
 SOFT_HANDLER_STATIC(sse_pinsrw)
 {
-    uint64_t v = i->mem ? soft_ld(cpu, soft_ea(cpu, i), 2) : soft_get(cpu, i->rm, 2);
+    uint64_t v = i->mem ? soft_ld(cpu, soft_ea(cpu, i, 2), 2) : soft_get(cpu, i->rm, 2);
     cpu->xmm[i->reg].w[i->imm & 7] = (uint16_t)v;
 }
 
 SOFT_HANDLER_STATIC(sse_maskmov)
 {
-    uint64_t base = soft_addr_trunc(cpu->regs[SOFT_RDI], i->asz) + cpu->seg[i->seg].base;
+    uint64_t off = soft_addr_trunc(cpu->regs[SOFT_RDI], i->asz);
+    uint64_t base = soft_seg_linear(cpu, i->seg, off, 16);
     for (unsigned k = 0; k < 16; k++) {
         if (cpu->xmm[i->rm].b[k] & 0x80)
             soft_st(cpu, base + k, 1, cpu->xmm[i->reg].b[k]);
@@ -605,7 +606,7 @@ SOFT_HANDLER_STATIC(sse_group15)
             __atomic_thread_fence(__ATOMIC_SEQ_CST);
         return;
     }
-    uint64_t a = soft_ea(cpu, i);
+    uint64_t a = soft_ea(cpu, i, i->sub <= 1 ? 512 : i->sub <= 3 ? 4 : 1);
     switch (i->sub) {
     case 0:
     case 1:

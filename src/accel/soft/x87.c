@@ -183,7 +183,15 @@ static void load_env(struct soft_cpu *cpu, uint64_t a)
 /* Memory forms: key = (escape - D8) << 3 | ModRM.reg. */
 static void x87_mem(struct soft_cpu *cpu, const struct soft_insn *i, unsigned esc, unsigned r)
 {
-    uint64_t a = soft_ea(cpu, i);
+    /* Bytes each form accesses (for the segment limit check; 1 where the form is undefined):
+     * D9 /4 /6 and DD /4 /6 are the 32-bit environment (28) and save area (108). */
+    static const uint8_t mem_size[8][8] = {
+        {4, 4, 4, 4, 4, 4, 4, 4},          {4, 1, 4, 4, 28, 2, 28, 2},
+        {4, 4, 4, 4, 4, 4, 4, 4},          {4, 4, 4, 4, 1, 10, 1, 10},
+        {8, 8, 8, 8, 8, 8, 8, 8},          {8, 8, 8, 8, 108, 1, 108, 2},
+        {2, 2, 2, 2, 2, 2, 2, 2},          {2, 2, 2, 2, 10, 8, 10, 8},
+    };
+    uint64_t a = soft_ea(cpu, i, mem_size[esc & 7][r & 7]);
     static const uint8_t arith_size[8] = {4, 4, 8, 2, 0, 0, 0, 0}; /* D8 DA DC DE */
     if (!(esc & 1)) {
         /* D8/DA/DC/DE: arithmetic and compares with m32fp, m32int, m64fp, m16int. */
