@@ -12,6 +12,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "util/iov.h"
 #include "util/log.h"
 #include "vmm/event.h"
 
@@ -20,6 +21,20 @@
 #define NET_QUEUE_SIZE 256
 #define NET_CONFIG_LEN 8 /* mac[6], status */
 #define NET_BUDGET 256   /* frames per wakeup before letting other devices run */
+/* The largest frame the tap hands over, with its vnet header: a 64 KiB GSO packet behind
+ * Ethernet and VLAN headers. Mergeable receive buffers are gathered until they hold this much. */
+#define NET_MAX_FRAME (VIRTIO_NET_HDR_LEN + 14 + 4 + 65535)
+#define NET_RX_MAX_IOV 1024 /* UIO_MAXIOV: the most one readv takes */
+
+/* The receive buffers gathered for one frame when they are mergeable (VIRTIO_NET_F_MRG_RXBUF):
+ * several chains, each one buffer of the frame; used[k] holds chain k's head and capacity,
+ * then the bytes written into it. */
+struct net_rx_bufs {
+    unsigned nchains, niov;
+    size_t cap;
+    struct virtq_used_elem used[NET_QUEUE_SIZE];
+    struct iovec iov[NET_RX_MAX_IOV];
+};
 
 struct virtio_net {
     struct virtio_dev dev;
@@ -30,6 +45,12 @@ struct virtio_net {
     char ifname[IFNAMSIZ];
     uint8_t config[NET_CONFIG_LEN];
     struct virtq_elem elem;
+    bool mergeable;     /* VIRTIO_NET_F_MRG_RXBUF negotiated */
+    struct net_rx_bufs rxb;
+    /* A frame read ahead of the guest's buffers: the ring held less than NET_MAX_FRAME, so the
+     * next frame was read here to learn its size, and waits until its buffers are posted. */
+    uint8_t *pending;
+    size_t pending_len;
     uint64_t stat_rx_frames, stat_tx_frames, stat_rx_bytes, stat_tx_bytes, stat_tx_dropped;
 };
 
@@ -64,6 +85,7 @@ static int net_features_ok(struct virtio_dev *dev)
 {
     struct virtio_net *n = (struct virtio_net *)dev;
     unsigned off = 0;
+    n->mergeable = virtio_has_feature(dev, VIRTIO_NET_F_MRG_RXBUF);
     if (virtio_has_feature(dev, VIRTIO_NET_F_GUEST_CSUM)) {
         off |= TUN_F_CSUM;
         if (virtio_has_feature(dev, VIRTIO_NET_F_GUEST_TSO4))
@@ -125,25 +147,42 @@ static void net_tx(struct virtio_net *n)
         virtio_dev_requeue(dev, NET_TX);
 }
 
-/* Store a little-endian 16-bit value at byte off of an iovec (possibly split across two). */
-static void net_iov_put16(const struct iovec *iov, unsigned cnt, size_t off, uint16_t v)
+/* num_buffers of the frame's virtio_net_hdr_v1 (bytes 10-11, little-endian): how many receive
+ * buffers it took. The tap leaves the field alone. */
+static void net_set_num_buffers(const struct iovec *iov, unsigned cnt, uint16_t n)
 {
-    uint8_t bytes[2] = {(uint8_t)v, (uint8_t)(v >> 8)};
-    unsigned done = 0;
-    for (unsigned i = 0; i < cnt && done < 2; i++) {
-        size_t len = iov[i].iov_len;
-        if (off >= len) {
-            off -= len;
-            continue;
-        }
-        while (done < 2 && off < len)
-            ((uint8_t *)iov[i].iov_base)[off++] = bytes[done++];
-        off = 0; /* the rest starts at the next buffer */
+    uint8_t le[2] = {(uint8_t)n, (uint8_t)(n >> 8)};
+    iov_from_buf(iov, cnt, 10, le, sizeof(le));
+}
+
+unsigned virtio_net_spread(struct virtq_used_elem *bufs, unsigned n, size_t len)
+{
+    unsigned k = 0;
+    for (; k < n && (len > 0 || k == 0); k++) {
+        uint32_t take = bufs[k].len < len ? bufs[k].len : (uint32_t)len;
+        bufs[k].len = take;
+        len -= take;
     }
+    return k;
+}
+
+/* No receive buffers, or too few for the frame waiting: listen for the driver's kick instead of
+ * the tap. had: the chains the driver has posted that we gave back unused; it will not kick for
+ * those again, so the kick is asked for beyond them. Returns true when more arrived meanwhile
+ * (try again at once). */
+static bool net_rx_wait_for_buffers(struct virtio_net *n, unsigned had)
+{
+    struct virtq *vq = &n->dev.vqs[NET_RX];
+    virtq_notify_beyond(vq, (int)had);
+    if (virtq_avail_count(vq) > had)
+        return true;
+    n->rx_watch = false;
+    net_watch(n);
+    return false;
 }
 
 /* Tap to guest: one frame per receive chain (no mergeable buffers). */
-static void net_rx(struct virtio_net *n)
+static void net_rx_whole(struct virtio_net *n)
 {
     struct virtio_dev *dev = &n->dev;
     struct virtq *vq = &dev->vqs[NET_RX];
@@ -154,11 +193,8 @@ static void net_rx(struct virtio_net *n)
             break;
         if (rc == 0) {
             /* No buffers: stop watching the tap until the driver adds some (its kick). */
-            virtq_set_notify(vq, true);
-            if (virtq_has_work(vq))
+            if (net_rx_wait_for_buffers(n, 0))
                 continue;
-            n->rx_watch = false;
-            net_watch(n);
             break;
         }
         struct virtq_elem *e = &n->elem;
@@ -177,8 +213,7 @@ static void net_rx(struct virtio_net *n)
             virtq_unpop(vq);
             continue;
         }
-        /* num_buffers: always 1 without VIRTIO_NET_F_MRG_RXBUF; the tap leaves it alone. */
-        net_iov_put16(e->iov, e->nin, 10, 1);
+        net_set_num_buffers(e->iov, e->nin, 1); /* always 1 without mergeable buffers */
         n->stat_rx_frames++;
         n->stat_rx_bytes += (uint64_t)r;
         if (virtq_push(vq, e->head, (uint32_t)r) < 0)
@@ -189,6 +224,119 @@ static void net_rx(struct virtio_net *n)
         virtio_dev_set_needs_reset(dev);
     else if (got)
         virtio_dev_queue_done(dev, NET_RX);
+}
+
+/* Pop receive chains until they hold want bytes. Returns 1 (enough), 0 (the ring ran dry, or the
+ * scatter list is full, first) or -1 (a malformed chain: the queue is broken). */
+static int net_rx_gather(struct virtio_net *n, size_t want)
+{
+    struct virtq *vq = &n->dev.vqs[NET_RX];
+    struct net_rx_bufs *b = &n->rxb;
+    b->nchains = b->niov = 0;
+    b->cap = 0;
+    while (b->cap < want) {
+        if (b->nchains == NET_QUEUE_SIZE)
+            return 0;
+        int rc = virtq_pop(vq, &n->elem);
+        if (rc <= 0)
+            return rc < 0 ? -1 : 0;
+        struct virtq_elem *e = &n->elem;
+        if (e->nout || e->in_len < VIRTIO_NET_HDR_LEN) {
+            virtq_fail_chain(vq); /* each mergeable buffer holds at least the header (5.1.6.3) */
+            return -1;
+        }
+        if (b->niov + e->nin > NET_RX_MAX_IOV) {
+            virtq_unpop(vq);
+            return 0;
+        }
+        memcpy(&b->iov[b->niov], e->iov, e->nin * sizeof(e->iov[0]));
+        b->niov += e->nin;
+        uint32_t cap = e->in_len > UINT32_MAX ? UINT32_MAX : (uint32_t)e->in_len;
+        b->used[b->nchains++] = (struct virtq_used_elem){e->head, cap};
+        b->cap += cap;
+    }
+    return 1;
+}
+
+/* Give back the gathered chains from index from on (popped last, so returned first). */
+static void net_rx_return(struct virtio_net *n, unsigned from)
+{
+    for (unsigned k = n->rxb.nchains; k > from; k--)
+        virtq_unpop(&n->dev.vqs[NET_RX]);
+    n->rxb.nchains = from;
+}
+
+/* Tap to guest with mergeable buffers: a frame spreads over as many chains as it needs. While
+ * the ring holds room for the largest frame, frames are read straight into the guest's
+ * buffers; otherwise one is read aside first to learn its size. */
+static void net_rx_mergeable(struct virtio_net *n)
+{
+    struct virtio_dev *dev = &n->dev;
+    struct virtq *vq = &dev->vqs[NET_RX];
+    struct net_rx_bufs *b = &n->rxb;
+    bool got = false;
+    for (unsigned budget = NET_BUDGET; budget; budget--) {
+        int rc = net_rx_gather(n, n->pending_len ? n->pending_len : NET_MAX_FRAME);
+        if (rc < 0)
+            break;
+        ssize_t r;
+        if (rc == 1 && !n->pending_len) {
+            r = readv(n->tap_fd, b->iov, (int)b->niov);
+        } else {
+            if (!n->pending_len) {
+                if (b->nchains == 0) {
+                    if (net_rx_wait_for_buffers(n, 0))
+                        continue;
+                    break;
+                }
+                ssize_t got_len = read(n->tap_fd, n->pending, NET_MAX_FRAME);
+                if (got_len >= VIRTIO_NET_HDR_LEN)
+                    n->pending_len = (size_t)got_len;
+                else
+                    r = got_len;
+            }
+            if (n->pending_len) {
+                if (n->pending_len > b->cap) {
+                    unsigned had = b->nchains;
+                    net_rx_return(n, 0);
+                    if (net_rx_wait_for_buffers(n, had))
+                        continue;
+                    break;
+                }
+                iov_from_buf(b->iov, b->niov, 0, n->pending, n->pending_len);
+                r = (ssize_t)n->pending_len;
+                n->pending_len = 0;
+            }
+        }
+        if (r < VIRTIO_NET_HDR_LEN) {
+            net_rx_return(n, 0);
+            if (r < 0 && errno != EAGAIN && errno != EINTR)
+                log_debug("%s: read: %s", n->ifname, strerror(errno));
+            if (r < 0)
+                break;
+            continue; /* a runt without its header: dropped */
+        }
+        unsigned used = virtio_net_spread(b->used, b->nchains, (size_t)r);
+        net_rx_return(n, used);
+        net_set_num_buffers(b->iov, b->niov, (uint16_t)used);
+        n->stat_rx_frames++;
+        n->stat_rx_bytes += (uint64_t)r;
+        if (virtq_push_batch(vq, b->used, used) < 0)
+            break;
+        got = true;
+    }
+    if (vq->broken)
+        virtio_dev_set_needs_reset(dev);
+    else if (got)
+        virtio_dev_queue_done(dev, NET_RX);
+}
+
+static void net_rx(struct virtio_net *n)
+{
+    if (n->mergeable)
+        net_rx_mergeable(n);
+    else
+        net_rx_whole(n);
 }
 
 static void net_queue_notify(struct virtio_dev *dev, unsigned q)
@@ -233,6 +381,7 @@ static void net_reset(struct virtio_dev *dev)
     struct virtio_net *n = (struct virtio_net *)dev;
     n->rx_watch = false;
     n->tx_blocked = false;
+    n->pending_len = 0; /* a frame read ahead for the old rings is dropped, as a NIC reset would */
     if (n->tap_fd >= 0)
         net_watch(n);
 }
@@ -243,6 +392,7 @@ static void net_destroy(struct virtio_dev *dev)
     if (n->tap_fd >= 0)
         close(n->tap_fd);
     virtio_dev_fini(dev);
+    free(n->pending);
     free(n);
 }
 
@@ -304,6 +454,13 @@ struct virtio_dev *virtio_net_create(const struct guest_mem *mem, struct event_l
     }
     virtio_dev_init(&n->dev, &net_ops, "virtio-net", mem, 2, NET_QUEUE_SIZE, NET_CONFIG_LEN);
     n->tap_fd = -1;
+    n->pending = malloc(NET_MAX_FRAME);
+    if (!n->pending) {
+        snprintf(why, why_len, "out of memory");
+        net_destroy(&n->dev);
+        errno = ENOMEM;
+        return NULL;
+    }
     n->loop = loop;
     int rc = net_open_tap(n, ifname, why, why_len);
     if (rc == 0 && loop && (rc = event_loop_add(loop, n->tap_fd, 0, net_tap_ready, n)) < 0)
@@ -319,6 +476,7 @@ struct virtio_dev *virtio_net_create(const struct guest_mem *mem, struct event_l
                            (1ULL << VIRTIO_NET_F_CSUM) | (1ULL << VIRTIO_NET_F_GUEST_CSUM) |
                            (1ULL << VIRTIO_NET_F_GUEST_TSO4) | (1ULL << VIRTIO_NET_F_GUEST_TSO6) |
                            (1ULL << VIRTIO_NET_F_GUEST_ECN) | (1ULL << VIRTIO_NET_F_HOST_TSO4) |
-                           (1ULL << VIRTIO_NET_F_HOST_TSO6) | (1ULL << VIRTIO_NET_F_HOST_ECN);
+                           (1ULL << VIRTIO_NET_F_HOST_TSO6) | (1ULL << VIRTIO_NET_F_HOST_ECN) |
+                           (1ULL << VIRTIO_NET_F_MRG_RXBUF);
     return &n->dev;
 }

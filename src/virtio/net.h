@@ -5,8 +5,10 @@
 #ifndef VIREO_VIRTIO_NET_H
 #define VIREO_VIRTIO_NET_H
 
+#include <stddef.h>
 #include <stdint.h>
 
+#include "virtio/queue.h"
 #include "virtio/virtio.h"
 
 struct event_loop;
@@ -22,6 +24,7 @@ struct event_loop;
 #define VIRTIO_NET_F_HOST_TSO6 12
 #define VIRTIO_NET_F_HOST_ECN 13
 #define VIRTIO_NET_F_HOST_UFO 14
+#define VIRTIO_NET_F_MRG_RXBUF 15
 #define VIRTIO_NET_F_STATUS 16
 
 #define VIRTIO_NET_S_LINK_UP 1
@@ -32,6 +35,10 @@ struct event_loop;
 struct virtio_dev *virtio_net_create(const struct guest_mem *mem, struct event_loop *loop,
                                      const char *ifname, const uint8_t mac[6], char *why,
                                      unsigned why_len);
+/* Spread a received frame of len bytes over mergeable receive buffers in order: bufs[k].len
+ * holds buffer k's capacity and becomes the bytes written into it. Returns how many buffers
+ * the frame takes (at least one); the caller made sure their capacity covers len. */
+unsigned virtio_net_spread(struct virtq_used_elem *bufs, unsigned n, size_t len);
 /* A locally administered unicast MAC derived from the VM name and the NIC index: the same VM
  * gets the same addresses on every run. */
 void virtio_net_default_mac(const char *vm_name, unsigned index, uint8_t mac[6]);

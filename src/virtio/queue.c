@@ -256,24 +256,42 @@ void virtq_unpop(struct virtq *vq)
 
 int virtq_push(struct virtq *vq, uint16_t head, uint32_t len)
 {
+    struct virtq_used_elem u = {head, len};
+    return virtq_push_batch(vq, &u, 1);
+}
+
+int virtq_push_batch(struct virtq *vq, const struct virtq_used_elem *elems, unsigned n)
+{
     virtq_err = VIRTQ_OK;
     if (!vq->ready || vq->broken)
         return -EINVAL;
-    if (head >= vq->size)
-        return virtq_fail(vq, VIRTQ_ERR_USED_ID);
-    uint64_t off = 4 + 8ULL * (vq->used_idx & (vq->size - 1));
-    void *p = gpa_ptr(vq->mem, vq->used_gpa + off, 8);
     volatile uint16_t *idx = virtq_used16(vq, 2);
-    if (!p || !idx)
+    if (!idx)
         return virtq_fail(vq, VIRTQ_ERR_RING);
-    struct virtq_used_elem u = {head, len};
-    memcpy(p, &u, sizeof(u));
-    /* The element must be visible before the index that publishes it. */
+    for (unsigned k = 0; k < n; k++) {
+        if (elems[k].id >= vq->size)
+            return virtq_fail(vq, VIRTQ_ERR_USED_ID);
+        uint64_t off = 4 + 8ULL * ((uint16_t)(vq->used_idx + k) & (vq->size - 1));
+        void *p = gpa_ptr(vq->mem, vq->used_gpa + off, 8);
+        if (!p)
+            return virtq_fail(vq, VIRTQ_ERR_RING);
+        memcpy(p, &elems[k], sizeof(elems[k]));
+    }
+    /* The elements must be visible before the index that publishes them, all at once. */
     __atomic_thread_fence(__ATOMIC_RELEASE);
-    vq->used_idx++;
+    vq->used_idx = (uint16_t)(vq->used_idx + n);
     *idx = vq->used_idx;
     vq->pushed = true;
     return 0;
+}
+
+unsigned virtq_avail_count(struct virtq *vq)
+{
+    uint16_t idx = 0;
+    if (!vq->ready || vq->broken || virtq_avail_idx(vq, &idx) < 0)
+        return 0;
+    uint16_t pending = (uint16_t)(idx - vq->last_avail);
+    return pending <= vq->size ? pending : 0; /* a bad index is refused by the next pop */
 }
 
 bool virtq_should_notify(struct virtq *vq)
@@ -301,12 +319,18 @@ bool virtq_should_notify(struct virtq *vq)
 
 void virtq_set_notify(struct virtq *vq, bool enable)
 {
+    virtq_notify_beyond(vq, enable ? 0 : -1);
+}
+
+void virtq_notify_beyond(struct virtq *vq, int have)
+{
+    bool enable = have >= 0;
     if (!vq->ready || vq->broken)
         return;
     if (vq->event_idx) {
         volatile uint16_t *ev = virtq_used16(vq, 4 + 8ULL * vq->size);
         if (ev && enable)
-            *ev = vq->last_avail;
+            *ev = (uint16_t)(vq->last_avail + (unsigned)have);
     } else {
         volatile uint16_t *flags = virtq_used16(vq, 0);
         if (flags)

@@ -91,6 +91,11 @@ int virtq_pop(struct virtq *vq, struct virtq_elem *elem);
 /* Return a chain to the driver with len bytes written into its writable buffers. Returns 0 or
  * -EINVAL for a bad head (the queue is then broken). */
 int virtq_push(struct virtq *vq, uint16_t head, uint32_t len);
+/* Return n chains in one step: the driver sees all of them or none (a mergeable receive
+ * buffer is only complete with all its parts). Returns 0 or -EINVAL as virtq_push(). */
+int virtq_push_batch(struct virtq *vq, const struct virtq_used_elem *elems, unsigned n);
+/* How many chains the driver has made available and we have not popped (0 when not ready). */
+unsigned virtq_avail_count(struct virtq *vq);
 /* After one or more pushes: should the driver be interrupted? Honours EVENT_IDX (used_event)
  * or VIRTQ_AVAIL_F_NO_INTERRUPT, and records the point of the interrupt when it says yes. */
 bool virtq_should_notify(struct virtq *vq);
@@ -98,6 +103,10 @@ bool virtq_should_notify(struct virtq *vq);
  * Call with false while draining, then true and check virtq_has_work() again to close the
  * race with a driver that added a buffer in between. */
 void virtq_set_notify(struct virtq *vq, bool enable);
+/* As virtq_set_notify(vq, true) for a device that has seen `have` chains past the ones it
+ * popped and waits for more (a frame that needs more buffers): the driver is asked to kick when
+ * it adds beyond them, since it will not kick again for those. have < 0: notifications off. */
+void virtq_notify_beyond(struct virtq *vq, int have);
 /* True when the driver has made chains available that we have not popped. */
 bool virtq_has_work(struct virtq *vq);
 /* The device found the popped chain unusable (e.g. no room for a status byte): break the

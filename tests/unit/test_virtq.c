@@ -362,6 +362,52 @@ static void test_push_bad_head(void **state)
     assert_int_equal(*used16(h, 2), 0);
 }
 
+/* A batch is published with one index update (a mergeable frame is complete or absent); a bad
+ * id anywhere in it publishes none. The available count follows pops and unpops. */
+static void test_push_batch_and_avail_count(void **state)
+{
+    struct harness *h = *state;
+    for (unsigned i = 0; i < 3; i++) {
+        set_desc(h, i, DATA_GPA + 0x1000ULL * i, 1500, VIRTQ_DESC_F_WRITE, 0);
+        offer(h, (uint16_t)i);
+    }
+    assert_int_equal(virtq_avail_count(&h->vq), 3);
+    for (unsigned i = 0; i < 3; i++)
+        assert_int_equal(virtq_pop(&h->vq, &h->elem), 1);
+    assert_int_equal(virtq_avail_count(&h->vq), 0);
+    virtq_unpop(&h->vq);
+    assert_int_equal(virtq_avail_count(&h->vq), 1);
+    struct virtq_used_elem two[2] = {{0, 1500}, {1, 700}};
+    assert_int_equal(virtq_push_batch(&h->vq, two, 2), 0);
+    assert_int_equal(*used16(h, 2), 2);
+    struct virtq_used_elem u;
+    memcpy(&u, host(h, USED_GPA + 4 + 8, 8), 8);
+    assert_int_equal(u.id, 1);
+    assert_int_equal(u.len, 700);
+    struct virtq_used_elem bad[2] = {{2, 10}, {QSIZE, 10}};
+    assert_int_equal(virtq_push_batch(&h->vq, bad, 2), -EINVAL);
+    assert_int_equal(virtq_last_error(), VIRTQ_ERR_USED_ID);
+    assert_int_equal(*used16(h, 2), 2);
+    assert_int_equal(virtq_avail_count(&h->vq), 0); /* broken: nothing is offered any more */
+}
+
+/* A device that saw `have` buffers it cannot use yet asks to be kicked past them: the driver
+ * does not kick again for entries it published before. */
+static void test_notify_beyond(void **state)
+{
+    struct harness *h = *state;
+    h->vq.event_idx = true;
+    for (unsigned i = 0; i < 4; i++) {
+        set_desc(h, i, DATA_GPA + 0x1000ULL * i, 1500, VIRTQ_DESC_F_WRITE, 0);
+        offer(h, (uint16_t)i);
+    }
+    assert_int_equal(virtq_pop(&h->vq, &h->elem), 1);
+    virtq_notify_beyond(&h->vq, 3);
+    assert_int_equal(*used16(h, 4 + 8 * QSIZE), 1 + 3);
+    virtq_set_notify(&h->vq, true);
+    assert_int_equal(*used16(h, 4 + 8 * QSIZE), 1);
+}
+
 static void test_need_event_arith(void **state)
 {
     (void)state;
@@ -492,7 +538,8 @@ int main(void)
         T(test_indirect_outside_ram), T(test_indirect_loop),
         T(test_indirect_next_out_of_table), T(test_indirect_too_many),
         T(test_too_many_buffers),     T(test_bad_rings),
-        T(test_push_bad_head),        T(test_need_event_arith),
+        T(test_push_bad_head),        T(test_push_batch_and_avail_count),
+        T(test_notify_beyond),        T(test_need_event_arith),
         T(test_event_idx_wrap),       T(test_no_interrupt_flag),
         T(test_set_notify),           T(test_no_interrupt_without_push),
         T(test_avail_wrap),
