@@ -181,11 +181,22 @@ static bool net_rx_wait_for_buffers(struct virtio_net *n, unsigned had)
     return false;
 }
 
-/* Tap to guest: one frame per receive chain (no mergeable buffers). */
-static void net_rx_whole(struct virtio_net *n)
+/* Hand a frame of len bytes, written into the chains of used[] (count of them, whose buffers are
+ * iov), to the driver. False when the queue broke. */
+static bool net_rx_publish(struct virtio_net *n, const struct iovec *iov, unsigned niov,
+                           const struct virtq_used_elem *used, unsigned count, size_t len)
 {
-    struct virtio_dev *dev = &n->dev;
-    struct virtq *vq = &dev->vqs[NET_RX];
+    net_set_num_buffers(iov, niov, (uint16_t)count);
+    n->stat_rx_frames++;
+    n->stat_rx_bytes += len;
+    return virtq_push_batch(&n->dev.vqs[NET_RX], used, count) == 0;
+}
+
+/* Tap to guest: one frame per receive chain (no mergeable buffers). Returns whether any frame
+ * was delivered. */
+static bool net_rx_whole(struct virtio_net *n)
+{
+    struct virtq *vq = &n->dev.vqs[NET_RX];
     bool got = false;
     for (unsigned budget = NET_BUDGET; budget; budget--) {
         int rc = virtq_pop(vq, &n->elem);
@@ -213,17 +224,12 @@ static void net_rx_whole(struct virtio_net *n)
             virtq_unpop(vq);
             continue;
         }
-        net_set_num_buffers(e->iov, e->nin, 1); /* always 1 without mergeable buffers */
-        n->stat_rx_frames++;
-        n->stat_rx_bytes += (uint64_t)r;
-        if (virtq_push(vq, e->head, (uint32_t)r) < 0)
+        struct virtq_used_elem one = {e->head, (uint32_t)r};
+        if (!net_rx_publish(n, e->iov, e->nin, &one, 1, (size_t)r))
             break;
         got = true;
     }
-    if (vq->broken)
-        virtio_dev_set_needs_reset(dev);
-    else if (got)
-        virtio_dev_queue_done(dev, NET_RX);
+    return got;
 }
 
 /* Pop receive chains until they hold want bytes. Returns 1 (enough), 0 (the ring ran dry, or the
@@ -268,18 +274,17 @@ static void net_rx_return(struct virtio_net *n, unsigned from)
 
 /* Tap to guest with mergeable buffers: a frame spreads over as many chains as it needs. While
  * the ring holds room for the largest frame, frames are read straight into the guest's
- * buffers; otherwise one is read aside first to learn its size. */
-static void net_rx_mergeable(struct virtio_net *n)
+ * buffers; otherwise one is read aside first to learn its size. Returns whether any frame was
+ * delivered. */
+static bool net_rx_mergeable(struct virtio_net *n)
 {
-    struct virtio_dev *dev = &n->dev;
-    struct virtq *vq = &dev->vqs[NET_RX];
     struct net_rx_bufs *b = &n->rxb;
     bool got = false;
     for (unsigned budget = NET_BUDGET; budget; budget--) {
         int rc = net_rx_gather(n, n->pending_len ? n->pending_len : NET_MAX_FRAME);
         if (rc < 0)
             break;
-        ssize_t r;
+        ssize_t r = -1;
         if (rc == 1 && !n->pending_len) {
             r = readv(n->tap_fd, b->iov, (int)b->niov);
         } else {
@@ -318,25 +323,21 @@ static void net_rx_mergeable(struct virtio_net *n)
         }
         unsigned used = virtio_net_spread(b->used, b->nchains, (size_t)r);
         net_rx_return(n, used);
-        net_set_num_buffers(b->iov, b->niov, (uint16_t)used);
-        n->stat_rx_frames++;
-        n->stat_rx_bytes += (uint64_t)r;
-        if (virtq_push_batch(vq, b->used, used) < 0)
+        if (!net_rx_publish(n, b->iov, b->niov, b->used, used, (size_t)r))
             break;
         got = true;
     }
-    if (vq->broken)
-        virtio_dev_set_needs_reset(dev);
-    else if (got)
-        virtio_dev_queue_done(dev, NET_RX);
+    return got;
 }
 
 static void net_rx(struct virtio_net *n)
 {
-    if (n->mergeable)
-        net_rx_mergeable(n);
-    else
-        net_rx_whole(n);
+    struct virtio_dev *dev = &n->dev;
+    bool got = n->mergeable ? net_rx_mergeable(n) : net_rx_whole(n);
+    if (dev->vqs[NET_RX].broken)
+        virtio_dev_set_needs_reset(dev);
+    else if (got)
+        virtio_dev_queue_done(dev, NET_RX);
 }
 
 static void net_queue_notify(struct virtio_dev *dev, unsigned q)
