@@ -1,7 +1,12 @@
 /* The asynchronous request path: one io_uring per I/O thread, requests split into pieces by the
  * format's map op. Pieces whose bytes sit at a known place in the image file go to the ring;
  * the rest (allocation, copy-on-write, backing reads, compressed clusters) run synchronously
- * through the format's ops, because they need metadata decisions in order. */
+ * through the format's ops, because they need metadata decisions in order.
+ *
+ * With O_DIRECT (cache=none), a piece whose buffers, length or offset are not aligned for the
+ * file moves through an aligned bounce buffer; a write that covers part of a block is done
+ * synchronously (read-modify-write) once the disk's requests in flight have finished, so that
+ * no other write to the same block can interleave with it (see block/dio.h). */
 #include "block/aio.h"
 
 #include <errno.h>
@@ -12,6 +17,7 @@
 #include <unistd.h>
 
 #include "block/block.h"
+#include "block/dio.h"
 #include "util/err.h"
 
 struct block_aio {
@@ -22,7 +28,9 @@ struct block_aio {
     struct block_req *done_head, *done_tail;
 };
 
-/* One ring operation belonging to a request; owns a copy of its slice of the iovec. */
+/* One ring operation belonging to a request; owns a copy of its slice of the iovec. offset and
+ * len are the file range the ring moves: the slice's own, or with a bounce buffer the aligned
+ * blocks around it. */
 struct block_piece {
     struct block_req *req;
     uint64_t offset;
@@ -31,6 +39,10 @@ struct block_piece {
     int iovcnt;
     bool write;
     bool flush;
+    uint8_t *bounce;      /* O_DIRECT: aligned buffer the ring uses instead of iov, or NULL */
+    uint64_t bounce_skip; /* where the slice's bytes start in it */
+    uint64_t data_len;    /* the slice's length */
+    struct iovec biov;    /* the ring's one iovec over bounce */
     struct iovec iov[];
 };
 
@@ -100,19 +112,27 @@ static void piece_complete(struct block_aio *aio, struct block_piece *p, int res
 {
     aio->inflight--;
     struct block_req *req = p->req;
+    const struct iovec *ring_iov = p->bounce ? &p->biov : p->iov;
+    int ring_cnt = p->bounce ? 1 : p->iovcnt;
+    bool ok = res >= 0;
     if (res < 0) {
         req_fail(req, res);
     } else if (!p->flush && (uint64_t)res < p->len) {
         /* Short transfer (EOF on a read, or a partial write): finish the rest synchronously. */
         uint64_t done = (uint64_t)res;
         struct iovec rest[64];
-        int n = block_iov_slice(p->iov, p->iovcnt, done, p->len - done, rest, 64);
+        int n = block_iov_slice(ring_iov, ring_cnt, done, p->len - done, rest, 64);
         int ret = n < 0 ? -EIO
                   : p->write ? block_fd_pwritev(p->fd, rest, n, p->offset + done)
                              : block_fd_preadv(p->fd, rest, n, p->offset + done);
-        if (ret < 0)
+        if (ret < 0) {
             req_fail(req, ret);
+            ok = false;
+        }
     }
+    if (p->bounce && !p->write && ok)
+        block_iov_from_buf(p->iov, p->iovcnt, 0, p->bounce + p->bounce_skip, p->data_len);
+    free(p->bounce);
     free(p);
     req_put(req);
 }
@@ -209,12 +229,36 @@ static int aio_queue_rw(struct block_dev *bd, struct block_req *req, uint64_t sk
     p->fd = bd->fd;
     p->write = write;
     p->flush = false;
+    p->bounce = NULL;
     p->iovcnt = block_iov_slice(req->iov, req->iovcnt, skip, len, p->iov, cnt);
+    const struct iovec *ring_iov = p->iov;
+    int ring_cnt = p->iovcnt;
+    if (bd->dio_align && !block_dio_aligned(p->iov, p->iovcnt, host_offset, bd->dio_align)) {
+        /* The whole blocks around the slice, through an aligned buffer. Writes get here with
+         * an aligned offset and length (aio_do_rw), so the span is the slice itself and
+         * nothing needs reading first. */
+        uint64_t start, span;
+        block_dio_span(host_offset, len, bd->dio_align, &start, &span);
+        p->bounce = block_dio_alloc(span);
+        if (!p->bounce) {
+            free(p);
+            return -ENOMEM;
+        }
+        p->bounce_skip = host_offset - start;
+        p->data_len = len;
+        if (write)
+            block_iov_to_buf(p->iov, p->iovcnt, 0, p->bounce + p->bounce_skip, len);
+        p->biov = (struct iovec){p->bounce, span};
+        p->offset = start;
+        p->len = span;
+        ring_iov = &p->biov;
+        ring_cnt = 1;
+    }
     struct io_uring_sqe *sqe = aio_get_sqe(aio);
     if (write)
-        io_uring_prep_writev(sqe, p->fd, p->iov, (unsigned)p->iovcnt, host_offset);
+        io_uring_prep_writev(sqe, p->fd, ring_iov, (unsigned)ring_cnt, p->offset);
     else
-        io_uring_prep_readv(sqe, p->fd, p->iov, (unsigned)p->iovcnt, host_offset);
+        io_uring_prep_readv(sqe, p->fd, ring_iov, (unsigned)ring_cnt, p->offset);
     io_uring_sqe_set_data(sqe, p);
     req->pending++;
     aio->inflight++;
@@ -230,7 +274,7 @@ static int aio_queue_flush(struct block_dev *bd, struct block_req *req)
         return -ENOMEM;
     p->req = req;
     p->fd = bd->fd;
-    p->flush = true;
+    p->flush = true; /* calloc: no bounce */
     struct io_uring_sqe *sqe = aio_get_sqe(aio);
     io_uring_prep_fsync(sqe, bd->fd, IORING_FSYNC_DATASYNC);
     io_uring_sqe_set_data(sqe, p);
@@ -259,6 +303,16 @@ static int slice_sync(struct block_dev *bd, struct block_req *req, uint64_t skip
 
 static int aio_do_rw(struct block_dev *bd, struct block_req *req, uint64_t total, bool write)
 {
+    if (write && bd->dio_align && ((req->offset | total) & (bd->dio_align - 1))) {
+        /* O_DIRECT writes whole blocks only: this one is a read-modify-write of the blocks at
+         * its ends. Let every request of the disk in flight finish first (other requests'
+         * callbacks may run here), then do it synchronously: no other write to those blocks
+         * can interleave. Formats split at cluster boundaries, which are aligned. */
+        bd->inflight--;
+        block_drain(bd);
+        bd->inflight++;
+        return slice_sync(bd, req, 0, total, true);
+    }
     uint64_t skip = 0;
     while (skip < total) {
         struct block_extent ext;

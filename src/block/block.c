@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "block/dio.h"
 #include "block/qcow2.h"
 #include "block/raw.h"
 #include "util/err.h"
@@ -63,11 +64,24 @@ int block_open(const char *path, const struct block_open_opts *opts, struct bloc
         return -EINVAL;
     }
     bool rw = o.flags & BLOCK_OPEN_RDWR;
-    int fd = open(path, (rw ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+    bool direct = o.flags & BLOCK_OPEN_DIRECT;
+    int fd = open(path, (rw ? O_RDWR : O_RDONLY) | O_CLOEXEC | (direct ? O_DIRECT : 0));
     if (fd < 0) {
         int err = errno;
-        block_set_error("could not open '%s': %s", path, strerror(err));
+        if (direct && err == EINVAL)
+            block_set_error("cache=none needs direct I/O (O_DIRECT), which the filesystem "
+                            "holding '%s' refuses; use cache=writeback", path);
+        else
+            block_set_error("could not open '%s': %s", path, strerror(err));
         return -err;
+    }
+    uint32_t dio_align = direct ? block_dio_alignment(fd) : 0;
+    if (dio_align > BLOCK_DIO_MAX_ALIGN) {
+        block_set_error("cache=none: '%s' needs direct I/O aligned to %u bytes, more than the "
+                        "%u supported; use cache=writeback", path, dio_align,
+                        BLOCK_DIO_MAX_ALIGN);
+        close(fd);
+        return -EINVAL;
     }
     struct block_dev *bd = calloc(1, sizeof(*bd));
     if (!bd || !(bd->filename = strdup(path))) {
@@ -79,6 +93,7 @@ int block_open(const char *path, const struct block_open_opts *opts, struct bloc
     bd->ops = ops;
     bd->fd = fd;
     bd->read_only = !rw;
+    bd->dio_align = dio_align;
     int ret = ops->open(bd, &o);
     if (ret < 0) {
         if (!block_err[0])
@@ -249,13 +264,24 @@ static int block_fd_rw(int fd, const struct iovec *iov, int iovcnt, uint64_t off
     return 0;
 }
 
+/* Requests aligned for any O_DIRECT file go straight to the kernel; the others cost one fcntl
+ * to learn whether the fd needs the bounce path. */
+static bool fd_needs_bounce(int fd, const struct iovec *iov, int iovcnt, uint64_t offset)
+{
+    return !block_dio_aligned(iov, iovcnt, offset, BLOCK_DIO_MAX_ALIGN) && block_fd_is_direct(fd);
+}
+
 int block_fd_preadv(int fd, const struct iovec *iov, int iovcnt, uint64_t offset)
 {
+    if (fd_needs_bounce(fd, iov, iovcnt, offset))
+        return block_dio_rw(fd, iov, iovcnt, offset, false);
     return block_fd_rw(fd, iov, iovcnt, offset, false);
 }
 
 int block_fd_pwritev(int fd, const struct iovec *iov, int iovcnt, uint64_t offset)
 {
+    if (fd_needs_bounce(fd, iov, iovcnt, offset))
+        return block_dio_rw(fd, iov, iovcnt, offset, true);
     return block_fd_rw(fd, iov, iovcnt, offset, true);
 }
 

@@ -80,6 +80,10 @@ struct block_create_opts {
 #define BLOCK_OPEN_RDWR 0x1
 #define BLOCK_OPEN_NO_BACKING 0x2 /* do not open the backing chain (info, rebase -u) */
 #define BLOCK_OPEN_REPAIR 0x4     /* allow opening an image marked corrupt read-write (check -r) */
+/* cache=none: open the image and its backing chain with O_DIRECT, bypassing the host page cache
+ * (block/dio.h says how unaligned requests are served). Durability is unchanged: FLUSH is still
+ * fdatasync, which O_DIRECT does not replace. */
+#define BLOCK_OPEN_DIRECT 0x8
 
 /* The images opened so far down a backing chain, to refuse loops (a -> b -> a). */
 struct block_chain {
@@ -124,6 +128,9 @@ struct block_dev {
     struct block_aio *aio;
     bool own_aio;
     int inflight;
+    /* BLOCK_OPEN_DIRECT: the alignment O_DIRECT needs for this file's buffers, lengths and
+     * offsets (block_dio_alignment()); 0 when the image is read through the page cache. */
+    uint32_t dio_align;
 };
 
 /* Open an image (and its backing chain). Returns 0 and *out, or -errno with a one-line reason
@@ -176,7 +183,9 @@ uint64_t block_disk_usage(const struct block_dev *bd);
 const char *block_format(const struct block_dev *bd);
 
 /* Helpers shared by the formats: full-length positioned I/O on a file descriptor (EINTR and
- * short transfers handled; a read past EOF fills zeros). */
+ * short transfers handled; a read past EOF fills zeros). On an O_DIRECT fd, requests that are
+ * not aligned go through block_dio_rw() (a bounce buffer; read-modify-write for partial
+ * blocks). */
 int block_fd_pread(int fd, void *buf, size_t len, uint64_t offset);
 int block_fd_pwrite(int fd, const void *buf, size_t len, uint64_t offset);
 int block_fd_preadv(int fd, const struct iovec *iov, int iovcnt, uint64_t offset);

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "block/dio.h"
 #include "block/qcow2_cache.h"
 #include "block/qcow2_check.h"
 #include "block/qcow2_compress.h"
@@ -84,9 +85,10 @@ static int open_backing(struct block_dev *bd, struct qcow2 *q, const struct bloc
             return -ELOOP;
         }
     }
+    /* cache=none covers the whole chain, as QEMU's does. */
     struct block_open_opts bo = {
-        .format = q->backing_format, .flags = 0, .l2_cache_size = opts->l2_cache_size,
-        .chain = &self};
+        .format = q->backing_format, .flags = opts->flags & BLOCK_OPEN_DIRECT,
+        .l2_cache_size = opts->l2_cache_size, .chain = &self};
     if (bo.format && strcmp(bo.format, "raw") != 0 && strcmp(bo.format, "qcow2") != 0) {
         block_set_error("backing file '%s' has unsupported format '%s'", path, bo.format);
         free(path);
@@ -118,12 +120,23 @@ static int qcow2_open(struct block_dev *bd, const struct block_open_opts *opts)
     if (qcow2_cache_init(&q->l2_cache, slots, q->cluster_size) < 0 ||
         qcow2_cache_init(&q->rb_cache, 8, q->cluster_size) < 0)
         goto fail;
-    q->cbuf = malloc(2 * q->cluster_size);
-    q->dbuf = malloc(q->cluster_size);
+    /* Aligned, so that reads into them need no bounce under O_DIRECT. */
+    q->cbuf = block_dio_alloc(2 * q->cluster_size);
+    q->dbuf = block_dio_alloc(q->cluster_size);
     if (!q->cbuf || !q->dbuf)
         goto fail;
     bd->priv = q;
     bd->size = q->size;
+    if (bd->dio_align && !bd->read_only && q->cluster_size < BLOCK_DIO_MAX_ALIGN) {
+        /* Metadata updates smaller than a block are read-modify-writes of the block around
+         * them (block/dio.h); with clusters smaller than that block, the same block could
+         * hold a data cluster that a guest write is changing at that moment. */
+        block_set_error("cache=none needs clusters of at least %u bytes to write '%s' (it has "
+                        "%llu-byte clusters); use cache=writeback", BLOCK_DIO_MAX_ALIGN,
+                        bd->filename, (unsigned long long)q->cluster_size);
+        ret = -EINVAL;
+        goto fail;
+    }
     if (q->ext_l2 && !bd->read_only) {
         block_set_error("extended L2 entries (subclusters) are supported read-only");
         ret = -EROFS;
@@ -415,7 +428,7 @@ static int write_cluster_piece(struct block_dev *bd, uint64_t gofs, const struct
         return block_fd_pwritev(q->fd, v, cnt, host + in);
 
     /* Build the whole new cluster: old content (for a partial write) plus the new bytes. */
-    uint8_t *buf = malloc(q->cluster_size);
+    uint8_t *buf = block_dio_alloc(q->cluster_size);
     if (!buf)
         return -ENOMEM;
     if (n < q->cluster_size) {

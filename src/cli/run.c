@@ -60,7 +60,9 @@ static const char run_usage[] =
     "  --name NAME            VM name for logs (default vireo)\n"
     "  --no-reboot            exit when the guest reboots instead of restarting it\n"
     "  --device debug-exit    the test device at port 0xf4: a guest write ends the run\n"
-    "  --disk PATH[,readonly=on][,serial=ID][,format=raw|qcow2]  a virtio-blk disk (repeatable)\n"
+    "  --disk PATH[,readonly=on][,serial=ID][,format=raw|qcow2][,cache=none|writeback]\n"
+    "                         a virtio-blk disk (repeatable); cache=none bypasses the host's\n"
+    "                         page cache (O_DIRECT), writeback (the default) goes through it\n"
     "  --net tap=IFNAME[,mac=MAC]  a virtio-net NIC on a tap device (repeatable)\n"
     "  --rng on|off           virtio-rng fed from the host's getrandom (default on)\n"
     "  --log-level err|warn|info|debug\n"
@@ -98,8 +100,8 @@ static int parse_console(struct run_options *o, const char *arg)
     return 0;
 }
 
-/* PATH[,readonly=on|off][,serial=ID][,format=raw|qcow2]. The string is copied and split in place;
- * the copy lives as long as the process. */
+/* PATH[,readonly=on|off][,serial=ID][,format=raw|qcow2][,cache=none|writeback]. The string is
+ * copied and split in place; the copy lives as long as the process. */
 static int parse_disk(struct run_options *o, const char *arg)
 {
     if (o->io.ndisks >= MACHINE_MAX_DISKS)
@@ -124,9 +126,11 @@ static int parse_disk(struct run_options *o, const char *arg)
             d->serial = tok + 7;
         else if (strcmp(tok, "format=raw") == 0 || strcmp(tok, "format=qcow2") == 0)
             d->format = tok + 7;
+        else if (strcmp(tok, "cache=none") == 0 || strcmp(tok, "cache=writeback") == 0)
+            d->cache_none = strcmp(tok, "cache=none") == 0;
         else {
             usage_error("--disk %s: unknown or bad option '%s' (readonly=on, serial=ID of up to "
-                        "20 characters, format=raw|qcow2)", arg, tok);
+                        "20 characters, format=raw|qcow2, cache=none|writeback)", arg, tok);
             free(copy);
             return EXIT_USAGE;
         }

@@ -331,8 +331,10 @@ struct virtio_dev *virtio_blk_create(const struct guest_mem *mem, struct event_l
     if (opts->serial)
         /* The ID field is 20 bytes, NUL-padded, not NUL-terminated when full. */
         memcpy(b->serial, opts->serial, MIN(strlen(opts->serial), sizeof(b->serial)));
-    struct block_open_opts oo = {.format = opts->format,
-                                 .flags = opts->read_only ? 0 : BLOCK_OPEN_RDWR};
+    struct block_open_opts oo = {
+        .format = opts->format,
+        .flags = (opts->read_only ? 0 : BLOCK_OPEN_RDWR) |
+                 (opts->cache_none ? BLOCK_OPEN_DIRECT : 0)};
     int rc = block_open(opts->path, &oo, &b->bd);
     if (rc < 0) {
         snprintf(why, why_len, "--disk %s: %s", opts->path, block_last_error());

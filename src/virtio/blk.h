@@ -39,6 +39,7 @@ struct virtio_blk_options {
     const char *format;   /* NULL: probe */
     const char *serial;   /* NULL: none; at most 20 bytes are shown */
     bool read_only;
+    bool cache_none;      /* open with O_DIRECT (BLOCK_OPEN_DIRECT); default: the page cache */
     unsigned num_queues;  /* one per vCPU (capped at VIRTIO_BLK_MAX_QUEUES) */
 };
 

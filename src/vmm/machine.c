@@ -137,7 +137,8 @@ static int machine_create_virtio(struct vm *vm, char *why, unsigned why_len)
         const struct machine_disk *md = &io->disks[i];
         struct virtio_blk_options bo = {
             .path = md->path, .format = md->format, .serial = md->serial,
-            .read_only = md->read_only, .num_queues = vm->ncpus,
+            .read_only = md->read_only, .cache_none = md->cache_none,
+            .num_queues = vm->ncpus,
         };
         struct virtio_dev *dev = virtio_blk_create(&vm->mem, d->io, &bo, why, why_len);
         if (!dev)

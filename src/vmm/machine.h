@@ -18,6 +18,7 @@ struct machine_disk {
     const char *format;  /* "raw", "qcow2" or NULL to probe */
     const char *serial;  /* NULL: none */
     bool read_only;
+    bool cache_none;     /* cache=none: O_DIRECT, bypassing the host page cache */
 };
 
 struct machine_nic {

@@ -25,6 +25,7 @@ def run(args):
     (["--disk", "x.raw,bogus=1"], ["--disk", "bogus=1"]),
     (["--disk", "x.raw,serial=" + "s" * 21], ["serial="]),
     (["--disk", "x.raw,format=vmdk"], ["format=vmdk"]),
+    (["--disk", "x.raw,cache=unsafe"], ["cache=unsafe", "cache=none|writeback"]),
     (["--disk", ",readonly=on"], ["--disk", "path"]),
     (["--net", "tap=t0,mac=01:00:00:00:00:01"], ["mac="]),  # multicast
     (["--net", "tap=t0,mac=zz:00:00:00:00:01"], ["mac="]),
@@ -54,3 +55,61 @@ def test_too_many_disks(tmp_path):
     p = run(args)
     assert p.returncode == EXIT_USAGE, (p.returncode, p.stderr)
     assert "at most 8" in p.stderr
+
+
+def refuses_odirect(d):
+    """True when the filesystem of directory d refuses O_DIRECT opens."""
+    probe = Path(d) / f"vireo-odirect-probe-{os.getpid()}"
+    try:
+        fd = os.open(probe, os.O_RDWR | os.O_CREAT | os.O_DIRECT, 0o644)
+    except OSError:
+        return True
+    os.close(fd)
+    os.unlink(probe)
+    return False
+
+
+def test_cache_none_where_the_filesystem_refuses_odirect(tmp_path):
+    """cache=none on a filesystem without O_DIRECT: one line naming the option and the file,
+    exit status 2 (the user's choice of option does not fit the disk; cache=writeback works).
+    tmpfs refused O_DIRECT before Linux 6.6; where it accepts it, a ramfs (which never does) is
+    mounted in a private mount namespace for the run."""
+    image = "/dev/shm/vireo-cache-none-%d.raw" % os.getpid()
+    argv = [str(VIREO), "run", "--kernel", str(GUEST), "--disk", f"{image},cache=none"]
+    if refuses_odirect("/dev/shm"):
+        script = f"truncate -s 1M {image} && exec \"$@\""
+    else:
+        if os.geteuid() != 0:
+            pytest.skip("tmpfs accepts O_DIRECT on this kernel and mounting a ramfs needs root")
+        image = str(tmp_path / "ramfs" / "disk.raw")
+        argv[-1] = f"{image},cache=none"
+        (tmp_path / "ramfs").mkdir()
+        script = (f"mount -t ramfs none {tmp_path / 'ramfs'} && truncate -s 1M {image} && "
+                  "exec \"$@\"")
+    try:
+        pre = [] if image.startswith("/dev/shm") else ["unshare", "--mount", "--propagation",
+                                                       "private"]
+        p = subprocess.run(pre + ["sh", "-c", script, "sh"] + argv, capture_output=True,
+                           text=True, stdin=subprocess.DEVNULL, timeout=60)
+    finally:
+        if image.startswith("/dev/shm") and os.path.exists(image):
+            os.unlink(image)
+    lines = [l for l in p.stderr.splitlines() if "warning:" not in l]
+    assert p.returncode == EXIT_USAGE, (p.returncode, p.stderr)
+    assert len(lines) == 1, p.stderr
+    assert "cache=none" in lines[0] and image in lines[0], lines[0]
+    assert "O_DIRECT" in lines[0], lines[0]
+
+
+def test_cache_none_refuses_small_qcow2_clusters(tmp_path):
+    """A qcow2 image with 512-byte clusters cannot be written with O_DIRECT safely (its metadata
+    shares 4 KiB blocks with data): refused at start for writing, naming the option."""
+    if refuses_odirect(tmp_path):
+        pytest.skip(f"{tmp_path} refuses O_DIRECT")
+    image = tmp_path / "small.qcow2"
+    r = subprocess.run([str(VIREO), "img", "create", "-f", "qcow2", "-o", "cluster_size=512",
+                        str(image), "1M"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    p = run(["--disk", f"{image},cache=none"])
+    assert p.returncode == EXIT_USAGE, (p.returncode, p.stderr)
+    assert "cache=none" in p.stderr and "512-byte clusters" in p.stderr, p.stderr

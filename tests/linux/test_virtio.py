@@ -4,8 +4,10 @@ serials, fstrim freeing host blocks, a 64 GiB sparse disk, an address, ping and 
 over TCP through a tap in a private network namespace, hvc0 both ways, /dev/hwrng.
 
 Boots: one shared guest per accelerator (disks, NIC, rng; a shell on ttyS0) for most checks, and
-one guest of its own for the poweroff / hvc0 test (hvc0 takes the VMM's stdin). Device options are
-mapped to QEMU's in virtiovm.py for VIREO_TEST_VMM=qemu."""
+one guest of its own for the poweroff / hvc0 test (hvc0 takes the VMM's stdin). The shared
+guest's disks use the default cache mode (writeback, the host page cache); the poweroff guest's
+raw ext4 disk and its qcow2 disk use cache=none (O_DIRECT), so data round-trips through both.
+Device options are mapped to QEMU's in virtiovm.py for VIREO_TEST_VMM=qemu."""
 
 import hashlib
 import os
@@ -15,7 +17,7 @@ import subprocess
 
 import pytest
 
-from linuxvm import CMD_TIMEOUT, encode_cmd
+from linuxvm import BUILD, CMD_TIMEOUT, encode_cmd
 from virtiovm import Disk, NetNs, TcpPeer, VirtioGuest
 
 MIB = 1024 * 1024
@@ -206,20 +208,50 @@ def test_net_tcp_100mb_host_to_guest(vguest, netns):
 # --- a guest of its own: ext4 checked from the host after poweroff, hvc0 both ways ---------
 
 EXT4_FILES = {"a.bin": 1, "dir/b.bin": 7, "dir/sub/c.bin": 33}  # MiB each
+# On the qcow2 disk: 2.5 MiB from sector 1001, so both ends are partial 64 KiB clusters
+# (copy-on-write from zeros) and the middle allocates whole clusters.
+QCOW2_SECTOR, QCOW2_SECTORS = 1001, 5120
+
+
+def odirect_dir(tmp_path):
+    """tmp_path if its filesystem takes O_DIRECT (cache=none), else a directory in the build
+    tree (tmpfs refused O_DIRECT before Linux 6.6)."""
+    probe = tmp_path / "odirect-probe"
+    try:
+        os.close(os.open(probe, os.O_RDWR | os.O_CREAT | os.O_DIRECT, 0o644))
+        probe.unlink()
+        return tmp_path
+    except OSError:
+        d = BUILD / "tmp-odirect" / tmp_path.name
+        d.mkdir(parents=True, exist_ok=True)
+        return d
 
 
 def test_ext4_files_survive_poweroff_and_hvc0(accel, tmp_path):
-    image = sparse_file(tmp_path / "ext4.raw", 256 * MIB)
+    d = odirect_dir(tmp_path)
+    image = sparse_file(d / "ext4.raw", 256 * MIB)
+    qimage = d / "data.qcow2"
+    r = subprocess.run([str(BUILD / "vireo"), "img", "create", "-f", "qcow2", str(qimage),
+                        "64M"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
     writes = " && ".join(
         f"dd if=/dev/urandom of=/mnt/{name} bs=1M count={mib} 2>/dev/null"
         for name, mib in EXT4_FILES.items())
     script = (
         "set -e; mkfs.ext4 -q -F /dev/vda; mount /dev/vda /mnt; mkdir -p /mnt/dir/sub; "
-        f"{writes}; cd /mnt; sha256sum {' '.join(EXT4_FILES)} | sed 's/^/SUM /'; cd /; sync; "
+        f"{writes}; cd /mnt; sha256sum {' '.join(EXT4_FILES)} | sed 's/^/SUM /'; cd /; "
+        # The qcow2 disk: write, read back through the device, print both checksums.
+        f"dd if=/dev/urandom of=/tmp/q bs=512 count={QCOW2_SECTORS} 2>/dev/null; "
+        f"dd if=/tmp/q of=/dev/vdb bs=512 seek={QCOW2_SECTOR} oflag=direct conv=notrunc "
+        "2>/dev/null; echo QSRC $(sha256sum </tmp/q); "
+        f"echo QDEV $(dd if=/dev/vdb bs=512 skip={QCOW2_SECTOR} count={QCOW2_SECTORS} "
+        "iflag=direct 2>/dev/null | sha256sum); sync; "
         # hvc0: open it, say so on the serial port, read one line from it and answer on it.
         "exec 3<>/dev/hvc0; echo HVC-READY; read -r line <&3; echo \"HVC-GOT:$line\" >&3")
     guest = VirtioGuest(accel, cpus=1, memory="512M", cmdline=encode_cmd(script),
-                        disks=[Disk(image, "vireo-ext4")], hvc=True)
+                        disks=[Disk(image, "vireo-ext4", cache="none"),
+                               Disk(qimage, "vireo-qcow2", format="qcow2", cache="none")],
+                        hvc=True)
     try:
         guest.wait_init()
         guest.wait_for(r"^HVC-READY$", timeout=LONG)
@@ -247,3 +279,17 @@ def test_ext4_files_survive_poweroff_and_hvc0(accel, tmp_path):
         data = out.read_bytes()
         assert len(data) == mib * MIB, name
         assert hashlib.sha256(data).hexdigest() == sums[name], name
+    # The qcow2 disk: what the guest wrote and read back, and zeros around it.
+    qsrc = re.search(r"^QSRC ([0-9a-f]{64})", guest.text, re.M)
+    qdev = re.search(r"^QDEV ([0-9a-f]{64})", guest.text, re.M)
+    assert qsrc and qdev and qsrc.group(1) == qdev.group(1), guest.describe()
+    chk = subprocess.run([str(BUILD / "vireo"), "img", "check", str(qimage)],
+                         capture_output=True, text=True)
+    assert chk.returncode == 0, chk.stdout + chk.stderr
+    flat = tmp_path / "qcow2.raw"
+    subprocess.run([str(BUILD / "vireo"), "img", "convert", "-O", "raw", str(qimage), str(flat)],
+                   check=True, capture_output=True)
+    data = flat.read_bytes()
+    lo, hi = QCOW2_SECTOR * 512, (QCOW2_SECTOR + QCOW2_SECTORS) * 512
+    assert hashlib.sha256(data[lo:hi]).hexdigest() == qsrc.group(1)
+    assert data[:lo].count(0) == lo and data[hi:].count(0) == len(data) - hi

@@ -3,8 +3,12 @@ hvc0 and rng, turned into Vireo's options or the equivalent QEMU ones, plus a pr
 namespace with a tap for the NICs. Used by test_virtio.py and bench/virtio.
 
 QEMU mapping (the issue's peer configuration):
-  --disk P[,readonly=on][,serial=S]  -drive if=none,file=P,format=raw,cache=none,aio=io_uring,
-                                     discard=unmap[,readonly=on] -device virtio-blk-pci,serial=S
+  --disk P[,readonly=on][,serial=S][,format=F][,cache=C]
+                                     -drive if=none,file=P,format=F (raw),cache=none,
+                                     aio=io_uring,discard=unmap[,readonly=on]
+                                     -device virtio-blk-pci,serial=S
+                                     (QEMU always gets cache=none, the issue's peer set-up;
+                                     Vireo gets cache=C when the Disk names one, else its default)
   --net tap=IF                       -netdev tap,ifname=IF,script=no,downscript=no
                                      -device virtio-net-pci
   --console virtio                   stdio multiplexed between the serial port and a virtconsole
@@ -19,8 +23,12 @@ from linuxvm import VMM, LinuxGuest
 
 
 class Disk:
-    def __init__(self, path, serial=None, readonly=False):
+    """A virtio disk; format None is raw for QEMU and probed by Vireo; cache None is Vireo's
+    default (writeback), "none" is O_DIRECT."""
+
+    def __init__(self, path, serial=None, readonly=False, format=None, cache=None):
         self.path, self.serial, self.readonly = str(path), serial, readonly
+        self.format, self.cache = format, cache
 
 
 def device_argv(argv, disks=(), taps=(), hvc=False, rng=True):
@@ -30,6 +38,8 @@ def device_argv(argv, disks=(), taps=(), hvc=False, rng=True):
         for d in disks:
             spec = d.path + (",readonly=on" if d.readonly else "")
             spec += f",serial={d.serial}" if d.serial else ""
+            spec += f",format={d.format}" if d.format else ""
+            spec += f",cache={d.cache}" if d.cache else ""
             argv += ["--disk", spec]
         for tap in taps:
             argv += ["--net", f"tap={tap}"]
@@ -39,7 +49,8 @@ def device_argv(argv, disks=(), taps=(), hvc=False, rng=True):
         argv += ["--rng", "on" if rng else "off"]
         return argv
     for i, d in enumerate(disks):
-        drive = (f"if=none,id=disk{i},file={d.path},format=raw,cache=none,aio=io_uring,"
+        drive = (f"if=none,id=disk{i},file={d.path},format={d.format or 'raw'},cache=none,"
+                 "aio=io_uring,"
                  "discard=unmap" + (",readonly=on" if d.readonly else ""))
         dev = f"virtio-blk-pci,drive=disk{i},disable-legacy=on"
         dev += f",serial={d.serial}" if d.serial else ""
