@@ -21,7 +21,7 @@ export VIREO_BUILD := $(BUILD)
 # seconds from seed images made with the test driver.
 FUZZ_TIME ?= 60
 FUZZ_QCOW2 := $(BUILD)/fuzz/fuzz_qcow2
-FUZZ_QCOW2_SRCS := tests/fuzz/fuzz_qcow2.c $(wildcard src/block/*.c) src/util/log.c
+FUZZ_QCOW2_SRCS := tests/fuzz/fuzz_qcow2.c $(wildcard src/block/*.c) src/util/log.c src/util/iov.c
 
 $(FUZZ_QCOW2): $(FUZZ_QCOW2_SRCS) $(wildcard src/block/*.h)
 	@mkdir -p $(dir $@)

@@ -21,7 +21,7 @@ FUZZ_VBLK_TIME ?= 30
 FUZZ_VBLK := $(BUILD)/fuzz/fuzz_virtio_blk
 FUZZ_VBLK_SRCS := tests/fuzz/fuzz_virtio_blk.c src/virtio/blk.c src/virtio/virtio.c \
                   src/virtio/queue.c src/vmm/memory.c src/vmm/event.c src/util/log.c \
-                  $(wildcard src/block/*.c)
+                  src/util/iov.c $(wildcard src/block/*.c)
 
 $(FUZZ_VBLK): $(FUZZ_VBLK_SRCS) $(wildcard src/virtio/*.h src/block/*.h)
 	@mkdir -p $(dir $@)

@@ -121,7 +121,7 @@ static void piece_complete(struct block_aio *aio, struct block_piece *p, int res
         /* Short transfer (EOF on a read, or a partial write): finish the rest synchronously. */
         uint64_t done = (uint64_t)res;
         struct iovec rest[64];
-        int n = block_iov_slice(ring_iov, ring_cnt, done, p->len - done, rest, 64);
+        int n = iov_slice(ring_iov, ring_cnt, done, p->len - done, rest, 64);
         int ret = n < 0 ? -EIO
                   : p->write ? block_fd_pwritev(p->fd, rest, n, p->offset + done)
                              : block_fd_preadv(p->fd, rest, n, p->offset + done);
@@ -131,7 +131,7 @@ static void piece_complete(struct block_aio *aio, struct block_piece *p, int res
         }
     }
     if (p->bounce && !p->write && ok)
-        block_iov_from_buf(p->iov, p->iovcnt, 0, p->bounce + p->bounce_skip, p->data_len);
+        iov_from_buf(p->iov, p->iovcnt, 0, p->bounce + p->bounce_skip, p->data_len);
     free(p->bounce);
     free(p);
     req_put(req);
@@ -230,7 +230,7 @@ static int aio_queue_rw(struct block_dev *bd, struct block_req *req, uint64_t sk
     p->write = write;
     p->flush = false;
     p->bounce = NULL;
-    p->iovcnt = block_iov_slice(req->iov, req->iovcnt, skip, len, p->iov, cnt);
+    p->iovcnt = iov_slice(req->iov, req->iovcnt, skip, len, p->iov, cnt);
     const struct iovec *ring_iov = p->iov;
     int ring_cnt = p->iovcnt;
     if (bd->dio_align && !block_dio_aligned(p->iov, p->iovcnt, host_offset, bd->dio_align)) {
@@ -247,7 +247,7 @@ static int aio_queue_rw(struct block_dev *bd, struct block_req *req, uint64_t sk
         p->bounce_skip = host_offset - start;
         p->data_len = len;
         if (write)
-            block_iov_to_buf(p->iov, p->iovcnt, 0, p->bounce + p->bounce_skip, len);
+            iov_to_buf(p->iov, p->iovcnt, 0, p->bounce + p->bounce_skip, len);
         p->biov = (struct iovec){p->bounce, span};
         p->offset = start;
         p->len = span;
@@ -293,7 +293,7 @@ static int slice_sync(struct block_dev *bd, struct block_req *req, uint64_t skip
     struct iovec *v = cnt <= 16 ? stackv : malloc((size_t)cnt * sizeof(*v));
     if (!v)
         return -ENOMEM;
-    int n = block_iov_slice(req->iov, req->iovcnt, skip, len, v, cnt);
+    int n = iov_slice(req->iov, req->iovcnt, skip, len, v, cnt);
     int ret = write ? bd->ops->pwritev(bd, req->offset + skip, v, n)
                     : bd->ops->preadv(bd, req->offset + skip, v, n);
     if (v != stackv)
@@ -326,7 +326,7 @@ static int aio_do_rw(struct block_dev *bd, struct block_req *req, uint64_t total
             ret = aio_queue_rw(bd, req, skip, len, ext.host_offset, write);
         } else if (!write && (ext.kind == BLOCK_EXT_ZERO ||
                               (ext.kind == BLOCK_EXT_UNALLOC && !bd->backing))) {
-            block_iov_memset(req->iov, req->iovcnt, skip, 0, len);
+            iov_memset(req->iov, req->iovcnt, skip, 0, len);
         } else {
             ret = slice_sync(bd, req, skip, len, write);
         }
@@ -349,7 +349,7 @@ int block_submit(struct block_dev *bd, struct block_req *req)
     switch (req->op) {
     case BLOCK_OP_READ:
     case BLOCK_OP_WRITE:
-        total = block_iov_len(req->iov, req->iovcnt);
+        total = iov_len(req->iov, req->iovcnt);
         break;
     case BLOCK_OP_DISCARD:
     case BLOCK_OP_WRITE_ZEROES:

@@ -238,12 +238,12 @@ int block_fd_pwrite(int fd, const void *buf, size_t len, uint64_t offset)
 
 static int block_fd_rw(int fd, const struct iovec *iov, int iovcnt, uint64_t offset, bool write)
 {
-    uint64_t total = block_iov_len(iov, iovcnt), done = 0;
+    uint64_t total = iov_len(iov, iovcnt), done = 0;
     if (offset > (uint64_t)INT64_MAX || total > (uint64_t)INT64_MAX - offset)
         return -EINVAL;
     while (done < total) {
         struct iovec part[IOV_STACK];
-        int n = block_iov_slice(iov, iovcnt, done, total - done, part, IOV_STACK);
+        int n = iov_slice(iov, iovcnt, done, total - done, part, IOV_STACK);
         if (n < 0) /* more pieces than fit: take what fits */
             n = IOV_STACK;
         ssize_t r = write ? pwritev(fd, part, n, (off_t)(offset + done))
@@ -256,7 +256,7 @@ static int block_fd_rw(int fd, const struct iovec *iov, int iovcnt, uint64_t off
         if (r == 0) {
             if (write)
                 return -EIO;
-            block_iov_memset(iov, iovcnt, done, 0, total - done); /* past EOF reads zeros */
+            iov_memset(iov, iovcnt, done, 0, total - done); /* past EOF reads zeros */
             return 0;
         }
         done += (uint64_t)r;
@@ -283,84 +283,4 @@ int block_fd_pwritev(int fd, const struct iovec *iov, int iovcnt, uint64_t offse
     if (fd_needs_bounce(fd, iov, iovcnt, offset))
         return block_dio_rw(fd, iov, iovcnt, offset, true);
     return block_fd_rw(fd, iov, iovcnt, offset, true);
-}
-
-/* ---- iovec helpers ---- */
-
-uint64_t block_iov_len(const struct iovec *iov, int iovcnt)
-{
-    uint64_t n = 0;
-    for (int i = 0; i < iovcnt; i++)
-        n += iov[i].iov_len;
-    return n;
-}
-
-int block_iov_slice(const struct iovec *iov, int iovcnt, uint64_t skip, uint64_t len,
-                    struct iovec *out, int max)
-{
-    int n = 0;
-    for (int i = 0; i < iovcnt && len; i++) {
-        if (skip >= iov[i].iov_len) {
-            skip -= iov[i].iov_len;
-            continue;
-        }
-        if (n == max)
-            return -EINVAL;
-        uint64_t take = MIN(iov[i].iov_len - skip, len);
-        out[n].iov_base = (char *)iov[i].iov_base + skip;
-        out[n].iov_len = take;
-        n++;
-        len -= take;
-        skip = 0;
-    }
-    return n;
-}
-
-static void block_iov_walk(const struct iovec *iov, int iovcnt, uint64_t skip, uint64_t len,
-                           void (*fn)(void *iov_ptr, size_t n, void *arg, size_t pos), void *arg)
-{
-    size_t pos = 0;
-    for (int i = 0; i < iovcnt && len; i++) {
-        if (skip >= iov[i].iov_len) {
-            skip -= iov[i].iov_len;
-            continue;
-        }
-        size_t take = MIN(iov[i].iov_len - skip, len);
-        fn((char *)iov[i].iov_base + skip, take, arg, pos);
-        pos += take;
-        len -= take;
-        skip = 0;
-    }
-}
-
-static void walk_memset(void *p, size_t n, void *arg, size_t pos)
-{
-    (void)pos;
-    memset(p, *(int *)arg, n);
-}
-
-static void walk_to_buf(void *p, size_t n, void *arg, size_t pos)
-{
-    memcpy((char *)arg + pos, p, n);
-}
-
-static void walk_from_buf(void *p, size_t n, void *arg, size_t pos)
-{
-    memcpy(p, (const char *)arg + pos, n);
-}
-
-void block_iov_memset(const struct iovec *iov, int iovcnt, uint64_t skip, int c, uint64_t len)
-{
-    block_iov_walk(iov, iovcnt, skip, len, walk_memset, &c);
-}
-
-void block_iov_to_buf(const struct iovec *iov, int iovcnt, uint64_t skip, void *buf, uint64_t len)
-{
-    block_iov_walk(iov, iovcnt, skip, len, walk_to_buf, buf);
-}
-
-void block_iov_from_buf(const struct iovec *iov, int iovcnt, uint64_t skip, const void *buf,
-                        uint64_t len)
-{
-    block_iov_walk(iov, iovcnt, skip, len, walk_from_buf, (void *)buf);
 }

@@ -15,6 +15,8 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include "util/iov.h" /* the iovec helpers requests are handled with */
+
 struct block_dev;
 struct block_aio;
 struct block_req;
@@ -190,16 +192,5 @@ int block_fd_pread(int fd, void *buf, size_t len, uint64_t offset);
 int block_fd_pwrite(int fd, const void *buf, size_t len, uint64_t offset);
 int block_fd_preadv(int fd, const struct iovec *iov, int iovcnt, uint64_t offset);
 int block_fd_pwritev(int fd, const struct iovec *iov, int iovcnt, uint64_t offset);
-
-/* iovec helpers: total length; copy a byte range [skip, skip+len) of iov into a new array of at
- * most max entries (returns the count, or -EINVAL if max is too small). */
-uint64_t block_iov_len(const struct iovec *iov, int iovcnt);
-int block_iov_slice(const struct iovec *iov, int iovcnt, uint64_t skip, uint64_t len,
-                    struct iovec *out, int max);
-/* memset / copy to and from an iovec range. */
-void block_iov_memset(const struct iovec *iov, int iovcnt, uint64_t skip, int c, uint64_t len);
-void block_iov_to_buf(const struct iovec *iov, int iovcnt, uint64_t skip, void *buf, uint64_t len);
-void block_iov_from_buf(const struct iovec *iov, int iovcnt, uint64_t skip, const void *buf,
-                        uint64_t len);
 
 #endif

@@ -97,7 +97,7 @@ static int dio_full(int fd, uint8_t *buf, uint64_t len, uint64_t offset, bool wr
 int block_dio_rw(int fd, const struct iovec *iov, int iovcnt, uint64_t offset, bool write)
 {
     const uint64_t a = BLOCK_DIO_MAX_ALIGN;
-    uint64_t total = block_iov_len(iov, iovcnt);
+    uint64_t total = iov_len(iov, iovcnt);
     if (offset > (uint64_t)INT64_MAX - a || total > (uint64_t)INT64_MAX - a - offset)
         return -EINVAL;
     if (total == 0)
@@ -121,10 +121,10 @@ int block_dio_rw(int fd, const struct iovec *iov, int iovcnt, uint64_t offset, b
         if (!write || partial)
             ret = dio_full(fd, buf, stop - start, start, false);
         if (ret == 0 && write) {
-            block_iov_to_buf(iov, iovcnt, pos - offset, buf + (pos - start), n);
+            iov_to_buf(iov, iovcnt, pos - offset, buf + (pos - start), n);
             ret = dio_full(fd, buf, stop - start, start, true);
         } else if (ret == 0) {
-            block_iov_from_buf(iov, iovcnt, pos - offset, buf + (pos - start), n);
+            iov_from_buf(iov, iovcnt, pos - offset, buf + (pos - start), n);
         }
         pos += n;
     }

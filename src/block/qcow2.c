@@ -312,7 +312,7 @@ static int read_backing(struct block_dev *bd, uint64_t gofs, const struct iovec 
         avail = MIN(len, b->size - gofs);
     if (avail) {
         struct iovec v[64];
-        int n = block_iov_slice(iov, iovcnt, skip, avail, v, 64);
+        int n = iov_slice(iov, iovcnt, skip, avail, v, 64);
         if (n < 0) {
             uint8_t *tmp = malloc(avail);
             if (!tmp)
@@ -320,7 +320,7 @@ static int read_backing(struct block_dev *bd, uint64_t gofs, const struct iovec 
             struct iovec t = {tmp, avail};
             int ret = b->ops->preadv(b, gofs, &t, 1);
             if (ret == 0)
-                block_iov_from_buf(iov, iovcnt, skip, tmp, avail);
+                iov_from_buf(iov, iovcnt, skip, tmp, avail);
             free(tmp);
             if (ret < 0)
                 return ret;
@@ -331,7 +331,7 @@ static int read_backing(struct block_dev *bd, uint64_t gofs, const struct iovec 
         }
     }
     if (avail < len)
-        block_iov_memset(iov, iovcnt, skip + avail, 0, len - avail);
+        iov_memset(iov, iovcnt, skip + avail, 0, len - avail);
     return 0;
 }
 
@@ -339,7 +339,7 @@ static int qcow2_preadv(struct block_dev *bd, uint64_t offset, const struct iove
                         int iovcnt)
 {
     struct qcow2 *q = bd->priv;
-    uint64_t total = block_iov_len(iov, iovcnt), done = 0;
+    uint64_t total = iov_len(iov, iovcnt), done = 0;
     while (done < total) {
         uint64_t gofs = offset + done;
         struct block_extent ext;
@@ -350,21 +350,21 @@ static int qcow2_preadv(struct block_dev *bd, uint64_t offset, const struct iove
         switch (ext.kind) {
         case BLOCK_EXT_DATA: {
             struct iovec v[64];
-            int cnt = block_iov_slice(iov, iovcnt, done, n, v, 64);
+            int cnt = iov_slice(iov, iovcnt, done, n, v, 64);
             if (cnt < 0) {
                 n = MIN(n, q->cluster_size - (gofs & (q->cluster_size - 1)));
                 uint8_t *tmp = q->dbuf;
                 q->dbuf_entry = 0;
                 ret = block_fd_pread(q->fd, tmp, n, ext.host_offset);
                 if (ret == 0)
-                    block_iov_from_buf(iov, iovcnt, done, tmp, n);
+                    iov_from_buf(iov, iovcnt, done, tmp, n);
             } else {
                 ret = block_fd_preadv(q->fd, v, cnt, ext.host_offset);
             }
             break;
         }
         case BLOCK_EXT_ZERO:
-            block_iov_memset(iov, iovcnt, done, 0, n);
+            iov_memset(iov, iovcnt, done, 0, n);
             break;
         case BLOCK_EXT_UNALLOC:
             ret = read_backing(bd, gofs, iov, iovcnt, done, n);
@@ -375,7 +375,7 @@ static int qcow2_preadv(struct block_dev *bd, uint64_t offset, const struct iove
             if (ret == 0)
                 ret = qcow2_decompress_cluster(q, entry, q->dbuf);
             if (ret == 0)
-                block_iov_from_buf(iov, iovcnt, done, q->dbuf + (gofs & (q->cluster_size - 1)),
+                iov_from_buf(iov, iovcnt, done, q->dbuf + (gofs & (q->cluster_size - 1)),
                                    n);
             break;
         }
@@ -418,7 +418,7 @@ static int write_cluster_piece(struct block_dev *bd, uint64_t gofs, const struct
     bool owned = (q->l1[l1i] & QCOW2_OFLAG_COPIED) && (entry & QCOW2_OFLAG_COPIED);
     uint64_t host = entry & QCOW2_OFFSET_MASK;
     struct iovec v[64];
-    int cnt = block_iov_slice(iov, iovcnt, skip, n, v, 64);
+    int cnt = iov_slice(iov, iovcnt, skip, n, v, 64);
     if (t == QCOW2_CL_NORMAL && qcow2_overlaps_metadata(q, host, q->cluster_size)) {
         block_set_error("qcow2: L2 entry 0x%llx points into image metadata",
                         (unsigned long long)entry);
@@ -436,7 +436,7 @@ static int write_cluster_piece(struct block_dev *bd, uint64_t gofs, const struct
         if (ret < 0)
             goto out;
     }
-    block_iov_to_buf(iov, iovcnt, skip, buf + in, n);
+    iov_to_buf(iov, iovcnt, skip, buf + in, n);
     uint64_t l2_off;
     ret = qcow2_l2_prepare(q, gofs, &l2_off);
     if (ret < 0)
@@ -473,7 +473,7 @@ static int qcow2_pwritev(struct block_dev *bd, uint64_t offset, const struct iov
     struct qcow2 *q = bd->priv;
     if (q->read_only)
         return -EROFS;
-    uint64_t total = block_iov_len(iov, iovcnt), done = 0;
+    uint64_t total = iov_len(iov, iovcnt), done = 0;
     while (done < total) {
         uint64_t gofs = offset + done;
         uint64_t n = MIN(total - done, q->cluster_size - (gofs & (q->cluster_size - 1)));

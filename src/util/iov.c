@@ -1,48 +1,86 @@
+/* Scatter lists (struct iovec): their length, a sub-range of one, and copies between one and a
+ * flat buffer. Used by the block layer and the virtio devices. */
 #include "util/iov.h"
 
-#include <stdbool.h>
+#include <errno.h>
 #include <string.h>
 
-/* Walk the list from byte skip for len bytes, copying each piece towards or from buf. */
-static size_t iov_copy(const struct iovec *iov, unsigned cnt, size_t skip, void *buf, size_t len,
-                       bool into_iov)
+#include "util/err.h"
+
+uint64_t iov_len(const struct iovec *iov, int iovcnt)
 {
-    size_t done = 0;
-    for (unsigned k = 0; k < cnt && done < len; k++) {
-        size_t n = iov[k].iov_len;
-        if (skip >= n) {
-            skip -= n;
+    uint64_t n = 0;
+    for (int i = 0; i < iovcnt; i++)
+        n += iov[i].iov_len;
+    return n;
+}
+
+int iov_slice(const struct iovec *iov, int iovcnt, uint64_t skip, uint64_t len,
+              struct iovec *out, int max)
+{
+    int n = 0;
+    for (int i = 0; i < iovcnt && len; i++) {
+        if (skip >= iov[i].iov_len) {
+            skip -= iov[i].iov_len;
             continue;
         }
-        n -= skip;
-        if (n > len - done)
-            n = len - done;
-        char *p = (char *)iov[k].iov_base + skip;
-        if (into_iov)
-            memcpy(p, (const char *)buf + done, n);
-        else
-            memcpy((char *)buf + done, p, n);
-        done += n;
+        if (n == max)
+            return -EINVAL;
+        uint64_t take = MIN(iov[i].iov_len - skip, len);
+        out[n].iov_base = (char *)iov[i].iov_base + skip;
+        out[n].iov_len = take;
+        n++;
+        len -= take;
         skip = 0;
     }
-    return done;
+    return n;
 }
 
-size_t iov_from_buf(const struct iovec *iov, unsigned cnt, size_t skip, const void *buf,
-                    size_t len)
+static void iov_walk(const struct iovec *iov, int iovcnt, uint64_t skip, uint64_t len,
+                     void (*fn)(void *iov_ptr, size_t n, void *arg, size_t pos), void *arg)
 {
-    return iov_copy(iov, cnt, skip, (void *)buf, len, true);
+    size_t pos = 0;
+    for (int i = 0; i < iovcnt && len; i++) {
+        if (skip >= iov[i].iov_len) {
+            skip -= iov[i].iov_len;
+            continue;
+        }
+        size_t take = MIN(iov[i].iov_len - skip, len);
+        fn((char *)iov[i].iov_base + skip, take, arg, pos);
+        pos += take;
+        len -= take;
+        skip = 0;
+    }
 }
 
-size_t iov_to_buf(const struct iovec *iov, unsigned cnt, size_t skip, void *buf, size_t len)
+static void walk_memset(void *p, size_t n, void *arg, size_t pos)
 {
-    return iov_copy(iov, cnt, skip, buf, len, false);
+    (void)pos;
+    memset(p, *(int *)arg, n);
 }
 
-size_t iov_size(const struct iovec *iov, unsigned cnt)
+static void walk_to_buf(void *p, size_t n, void *arg, size_t pos)
 {
-    size_t total = 0;
-    for (unsigned k = 0; k < cnt; k++)
-        total += iov[k].iov_len;
-    return total;
+    memcpy((char *)arg + pos, p, n);
+}
+
+static void walk_from_buf(void *p, size_t n, void *arg, size_t pos)
+{
+    memcpy(p, (const char *)arg + pos, n);
+}
+
+void iov_memset(const struct iovec *iov, int iovcnt, uint64_t skip, int c, uint64_t len)
+{
+    iov_walk(iov, iovcnt, skip, len, walk_memset, &c);
+}
+
+void iov_to_buf(const struct iovec *iov, int iovcnt, uint64_t skip, void *buf, uint64_t len)
+{
+    iov_walk(iov, iovcnt, skip, len, walk_to_buf, buf);
+}
+
+void iov_from_buf(const struct iovec *iov, int iovcnt, uint64_t skip, const void *buf,
+                  uint64_t len)
+{
+    iov_walk(iov, iovcnt, skip, len, walk_from_buf, (void *)buf);
 }

@@ -1,17 +1,20 @@
-/* Copying between a flat buffer and a scatter list (struct iovec), starting skip bytes in. */
+/* Scatter lists (struct iovec): the helpers the block layer and the virtio devices share. */
 #ifndef VIREO_UTIL_IOV_H
 #define VIREO_UTIL_IOV_H
 
-#include <stddef.h>
+#include <stdint.h>
 #include <sys/uio.h>
 
-/* Copy len bytes of buf into the list from byte skip on; returns the bytes copied (fewer when
- * the list ends first). */
-size_t iov_from_buf(const struct iovec *iov, unsigned cnt, size_t skip, const void *buf,
-                    size_t len);
-/* Copy len bytes of the list from byte skip on into buf; returns the bytes copied. */
-size_t iov_to_buf(const struct iovec *iov, unsigned cnt, size_t skip, void *buf, size_t len);
 /* Total length of the list. */
-size_t iov_size(const struct iovec *iov, unsigned cnt);
+uint64_t iov_len(const struct iovec *iov, int iovcnt);
+/* Copy the byte range [skip, skip+len) of iov into a new list of at most max entries: returns
+ * the count, or -EINVAL if max is too small. */
+int iov_slice(const struct iovec *iov, int iovcnt, uint64_t skip, uint64_t len,
+              struct iovec *out, int max);
+/* memset / copy to and from the byte range [skip, skip+len) of the list (as far as it goes). */
+void iov_memset(const struct iovec *iov, int iovcnt, uint64_t skip, int c, uint64_t len);
+void iov_to_buf(const struct iovec *iov, int iovcnt, uint64_t skip, void *buf, uint64_t len);
+void iov_from_buf(const struct iovec *iov, int iovcnt, uint64_t skip, const void *buf,
+                  uint64_t len);
 
 #endif

@@ -72,9 +72,9 @@ static void blk_config_read(struct virtio_dev *dev, unsigned off, void *buf, uns
 static bool iov_copy_out(const struct iovec *iov, unsigned cnt, uint64_t skip, void *buf,
                          uint64_t len)
 {
-    if (block_iov_len(iov, (int)cnt) < skip + len)
+    if (iov_len(iov, (int)cnt) < skip + len)
         return false;
-    block_iov_to_buf(iov, (int)cnt, skip, buf, len);
+    iov_to_buf(iov, (int)cnt, skip, buf, len);
     return true;
 }
 
@@ -130,7 +130,7 @@ static int blk_submit(struct virtio_blk *b, unsigned q, const struct virtq_elem 
     case VIRTIO_BLK_T_IN: {
         /* Data: every writable byte but the trailing status. */
         uint64_t len = e->in_len - 1;
-        int n = block_iov_slice(&e->iov[e->nout], (int)e->nin, 0, len, r->iov, VIRTQ_MAX_IOV);
+        int n = iov_slice(&e->iov[e->nout], (int)e->nin, 0, len, r->iov, VIRTQ_MAX_IOV);
         if (n < 0 || len % BLK_SECTOR) {
             free(r);
             return VIRTIO_BLK_S_IOERR;
@@ -143,7 +143,7 @@ static int blk_submit(struct virtio_blk *b, unsigned q, const struct virtq_elem 
     }
     case VIRTIO_BLK_T_OUT: {
         uint64_t len = e->out_len - BLK_HDR_LEN;
-        int n = block_iov_slice(e->iov, (int)e->nout, BLK_HDR_LEN, len, r->iov, VIRTQ_MAX_IOV);
+        int n = iov_slice(e->iov, (int)e->nout, BLK_HDR_LEN, len, r->iov, VIRTQ_MAX_IOV);
         if (n < 0 || len % BLK_SECTOR || b->read_only) {
             free(r);
             return VIRTIO_BLK_S_IOERR;
@@ -190,7 +190,7 @@ static int blk_submit(struct virtio_blk *b, unsigned q, const struct virtq_elem 
     if (br->op == BLOCK_OP_READ || br->op == BLOCK_OP_WRITE) {
         br->iov = r->iov;
         br->iovcnt = r->iovcnt;
-        uint64_t len = block_iov_len(r->iov, r->iovcnt);
+        uint64_t len = iov_len(r->iov, r->iovcnt);
         if (len > size - br->offset) {
             free(r);
             return VIRTIO_BLK_S_IOERR;
@@ -228,7 +228,7 @@ static void blk_handle(struct virtio_blk *b, unsigned q, const struct virtq_elem
     if (type == VIRTIO_BLK_T_GET_ID) {
         uint64_t room = e->in_len - 1;
         uint64_t n = room < VIRTIO_BLK_ID_BYTES ? room : VIRTIO_BLK_ID_BYTES;
-        block_iov_from_buf(&e->iov[e->nout], (int)e->nin, 0, b->serial, n);
+        iov_from_buf(&e->iov[e->nout], (int)e->nin, 0, b->serial, n);
         written = (uint32_t)n + 1;
         st = VIRTIO_BLK_S_OK;
     } else {
