@@ -22,25 +22,23 @@
 #include "block/dio.h"
 #include "block/qcow2.h"
 #include "block/qcow2_check.h"
-
-static char dir[256];
+#include "scratch_dir.h"
 
 static int setup(void **state)
 {
     (void)state;
     const char *base = getenv("VIREO_DIO_DIR");
-    snprintf(dir, sizeof(dir), "%s/vireo-dio-XXXXXX", base ? base : "/var/tmp");
-    if (!mkdtemp(dir)) {
-        fprintf(stderr, "test_block_dio: cannot create a directory under %s\n", dir);
+    if (scratch_make(base ? base : "/var/tmp", "vireo-dio") < 0) {
+        fprintf(stderr, "test_block_dio: cannot create a directory under %s\n",
+                base ? base : "/var/tmp");
         return -1;
     }
-    char probe[300];
-    snprintf(probe, sizeof(probe), "%s/probe", dir);
+    char *probe = scratch_path("probe");
     int fd = open(probe, O_RDWR | O_CREAT | O_DIRECT, 0644);
     if (fd < 0) {
         /* Every test here needs O_DIRECT: say why they cannot run instead of passing. */
         fprintf(stderr, "test_block_dio: %s refuses O_DIRECT (%s); set VIREO_DIO_DIR to a "
-                "directory on ext4/xfs\n", dir, strerror(errno));
+                "directory on ext4/xfs\n", scratch_dir, strerror(errno));
         return -1;
     }
     close(fd);
@@ -51,18 +49,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    char cmd[300];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    return system(cmd) == 0 ? 0 : -1;
-}
-
-static char *path(const char *name)
-{
-    static char buf[4][300];
-    static int i;
-    i = (i + 1) % 4;
-    snprintf(buf[i], sizeof(buf[i]), "%s/%s", dir, name);
-    return buf[i];
+    return scratch_remove();
 }
 
 static void pattern(uint8_t *buf, size_t len, unsigned seed)
@@ -135,15 +122,15 @@ static void test_aligned_predicate_and_span(void **state)
 static void test_alignment_query(void **state)
 {
     (void)state;
-    make_file(path("q.raw"), 4096, 1);
-    int fd = open(path("q.raw"), O_RDONLY | O_DIRECT);
+    make_file(scratch_path("q.raw"), 4096, 1);
+    int fd = open(scratch_path("q.raw"), O_RDONLY | O_DIRECT);
     assert_true(fd >= 0);
     assert_true(block_fd_is_direct(fd));
     uint32_t a = block_dio_alignment(fd);
     assert_true(a >= 512 && a <= BLOCK_DIO_MAX_ALIGN);
     assert_int_equal(a & (a - 1), 0);
     close(fd);
-    fd = open(path("q.raw"), O_RDONLY);
+    fd = open(scratch_path("q.raw"), O_RDONLY);
     assert_false(block_fd_is_direct(fd));
     close(fd);
 }
@@ -155,8 +142,8 @@ static void test_fd_helpers_unaligned(void **state)
 {
     (void)state;
     const size_t size = 10000;
-    make_file(path("h.raw"), size, 2);
-    int fd = open(path("h.raw"), O_RDWR | O_DIRECT);
+    make_file(scratch_path("h.raw"), size, 2);
+    int fd = open(scratch_path("h.raw"), O_RDWR | O_DIRECT);
     assert_true(fd >= 0);
     uint8_t *want = malloc(3 << 20);
     uint8_t *src = malloc((3 << 20) + 1), *dst = malloc((3 << 20) + 1);
@@ -172,7 +159,7 @@ static void test_fd_helpers_unaligned(void **state)
     assert_int_equal(block_fd_pwritev(fd, v, 2, 6001), 0);
     memcpy(want + 6001, src + 1, 700);
     size_t len;
-    uint8_t *got = slurp(path("h.raw"), &len);
+    uint8_t *got = slurp(scratch_path("h.raw"), &len);
     assert_int_equal(len, size); /* rounding up to whole blocks did not grow the file */
     assert_memory_equal(got, want, size);
     free(got);
@@ -190,7 +177,7 @@ static void test_fd_helpers_unaligned(void **state)
     pattern(src + 1, 10, 52);
     assert_int_equal(block_fd_pwrite(fd, src + 1, 10, size - 5), 0);
     memcpy(want + size - 5, src + 1, 10);
-    got = slurp(path("h.raw"), &len);
+    got = slurp(scratch_path("h.raw"), &len);
     assert_int_equal(len, size + 5);
     assert_memory_equal(got, want, size + 5);
     free(got);
@@ -200,7 +187,7 @@ static void test_fd_helpers_unaligned(void **state)
     pattern(src + 1, big, 53);
     assert_int_equal(block_fd_pwrite(fd, src + 1, big, 777), 0);
     memcpy(want + 777, src + 1, big);
-    got = slurp(path("h.raw"), &len);
+    got = slurp(scratch_path("h.raw"), &len);
     assert_int_equal(len, 777 + big);
     assert_memory_equal(got, want, len);
     free(got);
@@ -244,8 +231,8 @@ static void test_raw_async_direct(void **state)
 {
     (void)state;
     const size_t size = 1 << 20;
-    make_file(path("a.raw"), size, 3);
-    struct block_dev *bd = open_direct(path("a.raw"), BLOCK_OPEN_RDWR);
+    make_file(scratch_path("a.raw"), size, 3);
+    struct block_dev *bd = open_direct(scratch_path("a.raw"), BLOCK_OPEN_RDWR);
     /* Treat the file as 4 KiB-aligned whatever the filesystem says, so that 512-byte guest
      * sectors are partial blocks, as on a 4K-native disk. */
     bd->dio_align = 4096;
@@ -292,7 +279,7 @@ static void test_raw_async_direct(void **state)
     assert_int_equal(block_flush(bd), 0);
     block_close(bd);
     size_t len;
-    uint8_t *got = slurp(path("a.raw"), &len);
+    uint8_t *got = slurp(scratch_path("a.raw"), &len);
     assert_int_equal(len, size);
     assert_memory_equal(got, want, size);
     free(got);
@@ -314,8 +301,8 @@ static void test_qcow2_direct_writes(void **state)
     (void)state;
     const uint64_t size = 8 << 20;
     struct block_create_opts co = {.format = "qcow2", .size = size, .cluster_size = 65536};
-    assert_int_equal(block_create(path("w.qcow2"), &co), 0);
-    struct block_dev *bd = open_direct(path("w.qcow2"), BLOCK_OPEN_RDWR);
+    assert_int_equal(block_create(scratch_path("w.qcow2"), &co), 0);
+    struct block_dev *bd = open_direct(scratch_path("w.qcow2"), BLOCK_OPEN_RDWR);
     uint8_t *want = calloc(1, size);
     uint8_t *b = malloc(200001), *r = malloc(200001);
     struct { uint64_t off; size_t len; } w[] = {
@@ -338,7 +325,7 @@ static void test_qcow2_direct_writes(void **state)
     block_close(bd);
 
     struct block_open_opts oo = {0};
-    assert_int_equal(block_open(path("w.qcow2"), &oo, &bd), 0);
+    assert_int_equal(block_open(scratch_path("w.qcow2"), &oo, &bd), 0);
     assert_int_equal(bd->dio_align, 0);
     uint8_t *all = malloc(size);
     assert_int_equal(block_pread(bd, 0, all, size), 0);
@@ -357,10 +344,10 @@ static void test_qcow2_direct_compressed_and_backing(void **state)
 {
     (void)state;
     struct block_create_opts co = {.format = "qcow2", .size = 1 << 20, .cluster_size = 65536};
-    assert_int_equal(block_create(path("c.qcow2"), &co), 0);
+    assert_int_equal(block_create(scratch_path("c.qcow2"), &co), 0);
     struct block_open_opts rw = {.flags = BLOCK_OPEN_RDWR};
     struct block_dev *bd;
-    assert_int_equal(block_open(path("c.qcow2"), &rw, &bd), 0);
+    assert_int_equal(block_open(scratch_path("c.qcow2"), &rw, &bd), 0);
     uint8_t *buf = malloc(65536), *r = malloc(65536 + 1);
     for (int c = 0; c < 4; c++) {
         for (int i = 0; i < 65536; i++)
@@ -369,7 +356,7 @@ static void test_qcow2_direct_compressed_and_backing(void **state)
     }
     block_close(bd);
 
-    bd = open_direct(path("c.qcow2"), 0);
+    bd = open_direct(scratch_path("c.qcow2"), 0);
     for (int c = 0; c < 4; c++) {
         for (int i = 0; i < 65536; i++)
             buf[i] = (uint8_t)("compressible"[i % 12] + c);
@@ -381,8 +368,8 @@ static void test_qcow2_direct_compressed_and_backing(void **state)
     /* An overlay on the compressed image: reads fall through, a write copies up. */
     struct block_create_opts oo = {.format = "qcow2", .size = 1 << 20, .backing = "c.qcow2",
                                    .backing_format = "qcow2"};
-    assert_int_equal(block_create(path("o.qcow2"), &oo), 0);
-    struct block_dev *top = open_direct(path("o.qcow2"), BLOCK_OPEN_RDWR);
+    assert_int_equal(block_create(scratch_path("o.qcow2"), &oo), 0);
+    struct block_dev *top = open_direct(scratch_path("o.qcow2"), BLOCK_OPEN_RDWR);
     assert_non_null(top->backing);
     assert_true(top->backing->dio_align > 0); /* cache=none covers the chain */
     memset(buf, 0x5a, 100);
@@ -403,12 +390,12 @@ static void test_qcow2_small_clusters(void **state)
 {
     (void)state;
     struct block_create_opts co = {.format = "qcow2", .size = 1 << 20, .cluster_size = 512};
-    assert_int_equal(block_create(path("s.qcow2"), &co), 0);
+    assert_int_equal(block_create(scratch_path("s.qcow2"), &co), 0);
     struct block_open_opts oo = {.flags = BLOCK_OPEN_RDWR | BLOCK_OPEN_DIRECT};
     struct block_dev *bd = NULL;
-    assert_int_equal(block_open(path("s.qcow2"), &oo, &bd), -EINVAL);
+    assert_int_equal(block_open(scratch_path("s.qcow2"), &oo, &bd), -EINVAL);
     assert_non_null(strstr(block_last_error(), "cache=none"));
-    bd = open_direct(path("s.qcow2"), 0);
+    bd = open_direct(scratch_path("s.qcow2"), 0);
     uint8_t r[1000];
     assert_int_equal(block_pread(bd, 1, r, sizeof(r)), 0);
     assert_int_equal(r[0], 0);

@@ -16,41 +16,28 @@
 #include "block/block.h"
 #include "block/qcow2.h"
 #include "block/qcow2_check.h"
-
-static char dir[64];
+#include "scratch_dir.h"
 
 static int setup(void **state)
 {
     (void)state;
-    snprintf(dir, sizeof(dir), "/tmp/vireo-qcow2-XXXXXX");
-    return mkdtemp(dir) ? 0 : -1;
+    return scratch_make("/tmp", "vireo-qcow2");
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    return system(cmd) == 0 ? 0 : -1;
-}
-
-static char *path(const char *name)
-{
-    static char buf[4][128];
-    static int i;
-    i = (i + 1) % 4;
-    snprintf(buf[i], sizeof(buf[i]), "%s/%s", dir, name);
-    return buf[i];
+    return scratch_remove();
 }
 
 static struct block_dev *make(const char *name, uint64_t size, uint32_t cs, int rbits)
 {
     struct block_create_opts o = {
         .format = "qcow2", .size = size, .cluster_size = cs, .refcount_bits = rbits};
-    assert_int_equal(block_create(path(name), &o), 0);
+    assert_int_equal(block_create(scratch_path(name), &o), 0);
     struct block_open_opts oo = {.flags = BLOCK_OPEN_RDWR};
     struct block_dev *bd;
-    assert_int_equal(block_open(path(name), &oo, &bd), 0);
+    assert_int_equal(block_open(scratch_path(name), &oo, &bd), 0);
     return bd;
 }
 
@@ -129,7 +116,7 @@ static void test_all_refcount_widths(void **state)
         block_close(bd);
         struct block_dev *ro;
         struct block_open_opts oo = {0};
-        assert_int_equal(block_open(path("rc.qcow2"), &oo, &ro), 0);
+        assert_int_equal(block_open(scratch_path("rc.qcow2"), &oo, &ro), 0);
         const struct qcow2 *q = qcow2_state(ro);
         assert_non_null(q);
         assert_int_equal(1 << q->refcount_order, bits);
@@ -271,10 +258,10 @@ static void test_backing_chain_and_loop(void **state)
     block_close(base);
     struct block_create_opts o = {.format = "qcow2", .size = 2 << 20, .backing = "base.qcow2",
                                   .backing_format = "qcow2"};
-    assert_int_equal(block_create(path("top.qcow2"), &o), 0);
+    assert_int_equal(block_create(scratch_path("top.qcow2"), &o), 0);
     struct block_open_opts oo = {.flags = BLOCK_OPEN_RDWR};
     struct block_dev *top;
-    assert_int_equal(block_open(path("top.qcow2"), &oo, &top), 0);
+    assert_int_equal(block_open(scratch_path("top.qcow2"), &oo, &top), 0);
     assert_non_null(top->backing);
     assert_int_equal(block_pread(top, 8192, r, sizeof(r)), 0);
     assert_memory_equal(buf, r, sizeof(r));
@@ -297,15 +284,15 @@ static void test_backing_chain_and_loop(void **state)
     assert_int_equal(qcow2_set_backing(top, NULL, NULL), 0);
     block_close(top);
     struct block_dev *b2;
-    assert_int_equal(block_open(path("base.qcow2"), &oo, &b2), 0);
+    assert_int_equal(block_open(scratch_path("base.qcow2"), &oo, &b2), 0);
     assert_int_equal(qcow2_set_backing(b2, "top.qcow2", "qcow2"), 0);
     block_close(b2);
     struct block_dev *t2;
-    assert_int_equal(block_open(path("top.qcow2"), &oo, &t2), 0);
+    assert_int_equal(block_open(scratch_path("top.qcow2"), &oo, &t2), 0);
     assert_int_equal(qcow2_set_backing(t2, "base.qcow2", "qcow2"), 0);
     block_close(t2);
     struct block_open_opts ro = {0};
-    assert_int_equal(block_open(path("top.qcow2"), &ro, &t2), -ELOOP);
+    assert_int_equal(block_open(scratch_path("top.qcow2"), &ro, &t2), -ELOOP);
     assert_non_null(strstr(block_last_error(), "loop"));
 }
 
@@ -314,7 +301,7 @@ static void test_header_validation(void **state)
     (void)state;
     struct block_dev *bd = make("h.qcow2", 1 << 20, 65536, 0);
     block_close(bd);
-    FILE *f = fopen(path("h.qcow2"), "r+b");
+    FILE *f = fopen(scratch_path("h.qcow2"), "r+b");
     assert_non_null(f);
     static const struct {
         long off;
@@ -334,7 +321,7 @@ static void test_header_validation(void **state)
         fwrite(cases[i].bytes, 1, 4, f);
         fflush(f);
         struct block_open_opts oo = {.format = "qcow2"};
-        assert_true(block_open(path("h.qcow2"), &oo, &bd) < 0);
+        assert_true(block_open(scratch_path("h.qcow2"), &oo, &bd) < 0);
         assert_non_null(strstr(block_last_error(), cases[i].msg));
         fseek(f, cases[i].off, SEEK_SET);
         fwrite(orig, 1, 4, f);
@@ -342,21 +329,21 @@ static void test_header_validation(void **state)
     }
     fclose(f);
     /* Probing: only the magic makes qcow2; anything else is raw. */
-    assert_string_equal(block_probe(path("h.qcow2")), "qcow2");
-    f = fopen(path("plain.raw"), "wb");
+    assert_string_equal(block_probe(scratch_path("h.qcow2")), "qcow2");
+    f = fopen(scratch_path("plain.raw"), "wb");
     fputs("hello", f);
     fclose(f);
-    assert_string_equal(block_probe(path("plain.raw")), "raw");
+    assert_string_equal(block_probe(scratch_path("plain.raw")), "raw");
 }
 
 static void test_small_l2_cache(void **state)
 {
     (void)state;
     struct block_create_opts o = {.format = "qcow2", .size = 64 << 20, .cluster_size = 4096};
-    assert_int_equal(block_create(path("l2.qcow2"), &o), 0);
+    assert_int_equal(block_create(scratch_path("l2.qcow2"), &o), 0);
     struct block_open_opts oo = {.flags = BLOCK_OPEN_RDWR, .l2_cache_size = 8192};
     struct block_dev *bd;
-    assert_int_equal(block_open(path("l2.qcow2"), &oo, &bd), 0);
+    assert_int_equal(block_open(scratch_path("l2.qcow2"), &oo, &bd), 0);
     uint8_t buf[512], r[512];
     for (unsigned i = 0; i < 200; i++) {
         pattern(buf, sizeof(buf), i);
@@ -375,10 +362,10 @@ static void test_raw_basics(void **state)
 {
     (void)state;
     struct block_create_opts o = {.format = "raw", .size = 1 << 20};
-    assert_int_equal(block_create(path("r.raw"), &o), 0);
+    assert_int_equal(block_create(scratch_path("r.raw"), &o), 0);
     struct block_open_opts oo = {.flags = BLOCK_OPEN_RDWR};
     struct block_dev *bd;
-    assert_int_equal(block_open(path("r.raw"), &oo, &bd), 0);
+    assert_int_equal(block_open(scratch_path("r.raw"), &oo, &bd), 0);
     assert_string_equal(block_format(bd), "raw");
     assert_int_equal(bd->size, 1 << 20);
     uint8_t buf[8192], r[8192];
@@ -398,7 +385,7 @@ static void test_raw_basics(void **state)
     assert_int_equal(block_flush(bd), 0);
     block_close(bd);
     struct block_open_opts ro = {0};
-    assert_int_equal(block_open(path("r.raw"), &ro, &bd), 0);
+    assert_int_equal(block_open(scratch_path("r.raw"), &ro, &bd), 0);
     assert_int_equal(block_pwrite(bd, 0, buf, 512), -EROFS);
     block_close(bd);
 }
