@@ -45,7 +45,6 @@ struct virtio_net {
     char ifname[IFNAMSIZ];
     uint8_t config[NET_CONFIG_LEN];
     struct virtq_elem elem;
-    bool mergeable;     /* VIRTIO_NET_F_MRG_RXBUF negotiated */
     struct net_rx_bufs rxb;
     /* A frame read ahead of the guest's buffers: the ring held less than NET_MAX_FRAME, so the
      * next frame was read here to learn its size, and waits until its buffers are posted. */
@@ -85,7 +84,6 @@ static int net_features_ok(struct virtio_dev *dev)
 {
     struct virtio_net *n = (struct virtio_net *)dev;
     unsigned off = 0;
-    n->mergeable = virtio_has_feature(dev, VIRTIO_NET_F_MRG_RXBUF);
     if (virtio_has_feature(dev, VIRTIO_NET_F_GUEST_CSUM)) {
         off |= TUN_F_CSUM;
         if (virtio_has_feature(dev, VIRTIO_NET_F_GUEST_TSO4))
@@ -333,7 +331,8 @@ static bool net_rx_mergeable(struct virtio_net *n)
 static void net_rx(struct virtio_net *n)
 {
     struct virtio_dev *dev = &n->dev;
-    bool got = n->mergeable ? net_rx_mergeable(n) : net_rx_whole(n);
+    bool mergeable = virtio_has_feature(dev, VIRTIO_NET_F_MRG_RXBUF);
+    bool got = mergeable ? net_rx_mergeable(n) : net_rx_whole(n);
     if (dev->vqs[NET_RX].broken)
         virtio_dev_set_needs_reset(dev);
     else if (got)
@@ -408,7 +407,9 @@ static const struct virtio_dev_ops net_ops = {
     .destroy = net_destroy,
 };
 
-static int net_open_tap(struct virtio_net *n, const char *ifname, char *why, unsigned why_len)
+/* Open tap ifname with the vnet header and no offloads yet: the fd, or -errno with the reason
+ * in why; its kernel name goes to name. */
+static int net_open_tap(const char *ifname, char name[IFNAMSIZ], char *why, unsigned why_len)
 {
     int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) {
@@ -432,9 +433,8 @@ static int net_open_tap(struct virtio_net *n, const char *ifname, char *why, uns
         close(fd);
         return -err;
     }
-    snprintf(n->ifname, sizeof(n->ifname), "%s", ifr.ifr_name);
-    n->tap_fd = fd;
-    return 0;
+    snprintf(name, IFNAMSIZ, "%s", ifr.ifr_name);
+    return fd;
 }
 
 struct virtio_dev *virtio_net_create(const struct guest_mem *mem, struct event_loop *loop,
@@ -447,26 +447,37 @@ struct virtio_dev *virtio_net_create(const struct guest_mem *mem, struct event_l
         errno = EINVAL;
         return NULL;
     }
+    char name[IFNAMSIZ];
+    int fd = net_open_tap(ifname, name, why, why_len);
+    if (fd < 0) {
+        errno = -fd;
+        return NULL;
+    }
+    return virtio_net_create_on_fd(mem, loop, fd, name, mac, why, why_len);
+}
+
+struct virtio_dev *virtio_net_create_on_fd(const struct guest_mem *mem, struct event_loop *loop,
+                                           int fd, const char *name, const uint8_t mac[6],
+                                           char *why, unsigned why_len)
+{
     struct virtio_net *n = calloc(1, sizeof(*n));
-    if (!n) {
+    uint8_t *pending = malloc(NET_MAX_FRAME);
+    if (!n || !pending) {
         snprintf(why, why_len, "out of memory");
+        free(n);
+        free(pending);
+        close(fd);
         errno = ENOMEM;
         return NULL;
     }
     virtio_dev_init(&n->dev, &net_ops, "virtio-net", mem, 2, NET_QUEUE_SIZE, NET_CONFIG_LEN);
-    n->tap_fd = -1;
-    n->pending = malloc(NET_MAX_FRAME);
-    if (!n->pending) {
-        snprintf(why, why_len, "out of memory");
-        net_destroy(&n->dev);
-        errno = ENOMEM;
-        return NULL;
-    }
+    n->tap_fd = fd;
+    n->pending = pending;
     n->loop = loop;
-    int rc = net_open_tap(n, ifname, why, why_len);
-    if (rc == 0 && loop && (rc = event_loop_add(loop, n->tap_fd, 0, net_tap_ready, n)) < 0)
-        snprintf(why, why_len, "--net tap=%s: cannot watch it: %s", ifname, strerror(-rc));
+    snprintf(n->ifname, sizeof(n->ifname), "%s", name);
+    int rc = loop ? event_loop_add(loop, n->tap_fd, 0, net_tap_ready, n) : 0;
     if (rc < 0) {
+        snprintf(why, why_len, "--net tap=%s: cannot watch it: %s", name, strerror(-rc));
         net_destroy(&n->dev);
         errno = -rc;
         return NULL;

@@ -35,6 +35,12 @@ struct event_loop;
 struct virtio_dev *virtio_net_create(const struct guest_mem *mem, struct event_loop *loop,
                                      const char *ifname, const uint8_t mac[6], char *why,
                                      unsigned why_len);
+/* The same over an fd the caller opened that behaves like a tap with a vnet header (one frame
+ * per read and write; tests use a SOCK_SEQPACKET socket pair). The device owns fd from here,
+ * also when it fails. name labels messages. */
+struct virtio_dev *virtio_net_create_on_fd(const struct guest_mem *mem, struct event_loop *loop,
+                                           int fd, const char *name, const uint8_t mac[6],
+                                           char *why, unsigned why_len);
 /* Spread a received frame of len bytes over mergeable receive buffers in order: bufs[k].len
  * holds buffer k's capacity and becomes the bytes written into it. Returns how many buffers
  * the frame takes (at least one); the caller made sure their capacity covers len. */
