@@ -348,7 +348,18 @@ static int run_interp(const struct gen *g, struct diff_regs *s)
     uint64_t start = g->mode == 16 ? 0 : (uint64_t)(uintptr_t)code_page, end = start + g->len;
     cpu.rip = start;
     int sig = 0;
-    for (int n = 0; n < 64 && cpu.rip != end; n++) {
+    if (g->block) {
+        /* An INT3 after the sequence ends the run, in place of run_native's jump back to the
+         * harness (the block cache was dropped with the TLB above, so the bytes are decoded
+         * afresh). */
+        code_page[g->len] = 0xcc;
+        int why = soft_cpu_run(&cpu);
+        if (why != SOFT_EXIT_EXCEPTION)
+            sig = -1; /* cannot happen: no system calls or I/O in these sequences */
+        else if (cpu.exc_vector != SOFT_EXC_BP || cpu.rip != end + 1)
+            sig = vector_signal(cpu.exc_vector);
+    }
+    for (int n = 0; n < 64 && !g->block && cpu.rip != end; n++) {
         int why = soft_cpu_step(&cpu);
         if (why == SOFT_EXIT_EXCEPTION) {
             sig = vector_signal(cpu.exc_vector);

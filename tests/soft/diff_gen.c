@@ -739,6 +739,72 @@ static void gen_cond(struct rng *r, struct gen *g)
     g->what = "flags then setcc/cmovcc";
 }
 
+/* A general register that is neither RSP nor RBX (the memory operands' base). */
+static unsigned data_reg(struct rng *r)
+{
+    unsigned v;
+    do {
+        v = rn(r, 16);
+    } while (v == 4 || v == 3);
+    return v;
+}
+
+/* op r/m, r between registers: src in ModRM.reg, dst in ModRM.rm; REX.W when w. */
+static void emit_rr(struct rng *r, struct gen *g, uint8_t op, int w, unsigned src, unsigned dst)
+{
+    unsigned rex = 0x40 | (w ? 8 : 0) | ((src & 8) ? 4 : 0) | ((dst & 8) ? 1 : 0);
+    if (rex != 0x40 || rn(r, 4) == 0)
+        emit(g, rex);
+    emit(g, op);
+    emit(g, 0xc0 | ((src & 7) << 3) | (dst & 7));
+}
+
+/* Sequences for the passes over a whole decoded block, run with soft_cpu_run (gen.block): a
+ * 32-bit (sometimes 64-bit) register MOV or ALU op and a second operation, mostly on the same
+ * register (the same-register pairs, also with the second's source being that register), then
+ * usually a flag producer of any form, which makes the pair's flags dead (flagless forms), and a
+ * Jcc over a flag-neutral LEA, closing the block (compare-and-branch fusion, JE/JNE and the
+ * others). */
+static void gen_fuse(struct rng *r, struct gen *g)
+{
+    static const uint8_t alu[] = {0x89, 0x31, 0x21, 0x09, 0x01}; /* MOV XOR AND OR ADD Ev,Gv */
+    unsigned dst = data_reg(r), src = data_reg(r);
+    int producer = rn(r, 4) != 0;
+    emit_rr(r, g, alu[rn(r, 5)], rn(r, 4) == 0, src, dst);
+    unsigned dst2 = rn(r, 4) ? dst : data_reg(r);
+    unsigned second = producer ? rn(r, 3) : 0;
+    if (second == 0) { /* XOR AND OR ADD */
+        emit_rr(r, g, alu[1 + rn(r, 4)], 0, rn(r, 3) ? data_reg(r) : dst2, dst2);
+    } else if (second == 1) { /* ROL ROR SHL SHR by a constant, sometimes 0 or above 31 */
+        static const unsigned digit[] = {0, 1, 4, 5};
+        if (dst2 & 8)
+            emit(g, 0x41);
+        emit(g, 0xc1);
+        emit(g, 0xc0 | (digit[rn(r, 4)] << 3) | (dst2 & 7));
+        emit(g, rn(r, 8) ? 1 + rn(r, 31) : rn(r, 256));
+    } else { /* NOT NEG */
+        emit(g, 0x40 | ((dst2 & 8) ? 1 : 0) | (rn(r, 2) ? 8 : 0));
+        emit(g, 0xf7);
+        emit(g, 0xc0 | ((2 + rn(r, 2)) << 3) | (dst2 & 7));
+    }
+    if (producer) {
+        /* After a shift or rotate, whose OF (and more, for a zero count) is undefined, the
+         * producer must write the flags: INC DEC NOT NEG only follow the ALU forms, as NOT
+         * leaves the flags of the instruction before it. */
+        if (second == 0 && rn(r, 2))
+            gen_unary(r, g);
+        else
+            gen_alu(r, g);
+    }
+    emit(g, 0x70 + rn(r, 16)); /* Jcc over the LEA */
+    emit(g, 4);
+    static const uint8_t lea_r15_inc[] = {0x4d, 0x8d, 0x7f, 0x01}; /* lea r15, [r15 + 1] */
+    for (unsigned k = 0; k < sizeof(lea_r15_inc); k++)
+        emit(g, lea_r15_inc[k]);
+    g->fmask = F_ALL & ~F_AF; /* AF is left undefined by the logic forms */
+    g->block = 1;
+    g->what = "register pair, flag producer, Jcc (as one block)";
+}
 
 const struct family families[] = {
     {.name = "alu", .gen = gen_alu,
@@ -747,6 +813,9 @@ const struct family families[] = {
      .opcodes = "FE/0-1 FF/0-1 F6/2-3 F7/2-3"},
     {.name = "cond", .gen = gen_cond,
      .opcodes = "SETcc/CMOVcc after ALU, INC/DEC/NEG (lazy flags)"},
+    {.name = "fuse", .gen = gen_fuse,
+     .opcodes = "89 01 09 21 31 C1/0,1,4,5 F7/2,3 pairs, ALU or INC/DEC/NOT/NEG, then 70-7F "
+                "(whole blocks)"},
     {.name = "shift", .gen = gen_shift,
      .opcodes = "C0 C1 D0-D3 /0-7, 0F A4 A5 AC AD"},
     {.name = "muldiv", .gen = gen_muldiv,

@@ -51,6 +51,9 @@ struct gen {
                         offset wraps to just below the window */
     int ds_limit;    /* 32/16-bit code: DS is one of the LDT's limited segments (1..5, see
                         diff.c: expand-up or expand-down, B=0 or 1); 0: the 4 GiB one */
+    int block;       /* the interpreter runs the sequence as decoded blocks (soft_cpu_run, not
+                        instruction by instruction), so that the passes over a whole block
+                        (dead flags, fusion) apply; every path must end at the sequence's end */
 };
 
 struct family {

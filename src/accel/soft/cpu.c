@@ -92,6 +92,16 @@ void soft_block_end(struct soft_cpu *cpu, const struct soft_insn *i)
     soft_chain(cpu, i);
 }
 
+void soft_chain_other_page(struct soft_cpu *cpu, struct soft_block *b, struct soft_block *n)
+{
+    if (!soft_block_mapped(cpu, n)) {
+        cpu->last_block = b; /* its page was remapped: the loop decodes it afresh */
+        return;
+    }
+    cpu->rip = n->end_rip;
+    n->insns->fn(cpu, n->insns);
+}
+
 void soft_exec_ud(struct soft_cpu *cpu, const struct soft_insn *i)
 {
     cpu->cur = i;
@@ -320,12 +330,16 @@ int soft_cpu_step(struct soft_cpu *cpu)
     int r = soft_decode(cpu, cpu->rip, ip);
     if (r < 0)
         soft_raise(cpu, -r, cpu->exc_error);
+    /* The terminator belongs to a one-instruction block that counts the instruction, and a
+     * budget of one makes soft_chain() return instead of chaining anywhere. */
+    static __thread struct soft_block step_block = {.n = 1};
     memset(&insns[1], 0, sizeof(insns[1]));
     insns[1].fn = soft_block_end;
+    insns[1].imm = (uint64_t)(uintptr_t)&step_block;
+    cpu->chain_budget = 1;
     cpu->cur = ip;
     cpu->rip = ip->next_rip;
     ip->fn(cpu, ip);
-    cpu->insn_count++;
     cpu->running = 0;
     soft_sse_leave(cpu, host_mxcsr);
     if (cpu->exit_reason == SOFT_EXIT_NONE)

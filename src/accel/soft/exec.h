@@ -21,21 +21,36 @@ static inline void soft_next(struct soft_cpu *cpu, const struct soft_insn *i)
     n->fn(cpu, n);
 }
 
+/* Stop chaining after the current block: the run loop then returns with exit_reason. An
+ * exit request spends the chain budget instead of being tested on its own, so soft_chain()
+ * has one counter to check per block; the next block end returns to the loop, which sees
+ * exit_reason. */
+static inline void soft_request_exit(struct soft_cpu *cpu, enum soft_exit reason)
+{
+    cpu->exit_reason = reason;
+    cpu->chain_budget = 1;
+}
+
+/* soft_chain()'s continuation into a successor block on another page: checks that the page
+ * still maps the code the block was decoded from. Out of line, so that the common same-page
+ * chain needs no stack frame (the check may call into the TLB slow path). */
+void soft_chain_other_page(struct soft_cpu *cpu, struct soft_block *b, struct soft_block *n);
+
 /* The end of a block, whose terminator entry is t: chain straight into the next block when it
  * is one of this block's two remembered successors, otherwise (or when the chain budget is
  * spent, or the block asked to exit) return to the run loop. Branch handlers, always the last
  * instruction of their block, run this themselves instead of dispatching to the terminator:
  * that saves an indirect jump per block, and spreads the jump into the next block over many
- * sites, which the host predicts better than the single one in soft_block_end. */
-static inline void soft_chain(struct soft_cpu *cpu, const struct soft_insn *t)
+ * sites, which the host predicts better than the single one in soft_block_end. Only a return
+ * to the loop records the block (cpu->last_block), as the place the loop chains from. Always
+ * inlined: a shared out-of-line copy would put the jump into the next block back in one place. */
+static inline __attribute__((always_inline)) void soft_chain(struct soft_cpu *cpu,
+                                                            const struct soft_insn *t)
 {
     struct soft_block *b = (struct soft_block *)(uintptr_t)t->imm;
-    if (__builtin_expect(b == NULL, 0))
-        return; /* soft_cpu_step's single instruction */
     cpu->insn_count += b->n;
-    cpu->last_block = b;
-    if (cpu->exit_reason != SOFT_EXIT_NONE || --cpu->chain_budget == 0)
-        return;
+    if (--cpu->chain_budget == 0)
+        goto back_to_loop; /* also after soft_request_exit() */
     uint64_t pc = cpu->rip;
     struct soft_block *n;
     if (b->succ_pc[0] == pc)
@@ -43,13 +58,18 @@ static inline void soft_chain(struct soft_cpu *cpu, const struct soft_insn *t)
     else if (b->succ_pc[1] == pc)
         n = b->succ[1];
     else
-        return;
+        goto back_to_loop;
     if (n->pc != pc)
-        return; /* invalidated since it was linked */
-    if (((n->pc ^ b->pc) >> 12) && !soft_block_mapped(cpu, n))
-        return; /* its page was remapped: the loop decodes it afresh */
+        goto back_to_loop; /* invalidated since it was linked */
+    if ((n->pc ^ b->pc) >> 12) {
+        soft_chain_other_page(cpu, b, n);
+        return;
+    }
     cpu->rip = n->end_rip;
     n->insns->fn(cpu, n->insns);
+    return;
+back_to_loop:
+    cpu->last_block = b;
 }
 
 #define SOFT_HANDLER_DEF(qual, name, mayfault)                                                 \

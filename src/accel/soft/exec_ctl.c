@@ -72,7 +72,7 @@ SOFT_HANDLER(soft_syscall)
     /* User mode: the owner services the call. RCX and R11 get what the kernel would leave. */
     cpu->regs[SOFT_RCX] = i->next_rip;
     cpu->regs[SOFT_R11] = soft_cpu_get_rflags(cpu);
-    cpu->exit_reason = SOFT_EXIT_SYSCALL;
+    soft_request_exit(cpu, SOFT_EXIT_SYSCALL);
 }
 
 SOFT_HANDLER(soft_cpuid_insn)
@@ -108,7 +108,7 @@ SOFT_HANDLER(soft_hlt)
     (void)i;
     if (cpu->cpl != 0)
         soft_raise(cpu, SOFT_EXC_GP, 0);
-    cpu->exit_reason = SOFT_EXIT_HLT;
+    soft_request_exit(cpu, SOFT_EXIT_HLT);
 }
 
 SOFT_HANDLER(soft_int3)
@@ -117,7 +117,7 @@ SOFT_HANDLER(soft_int3)
     /* A trap: RIP stays after the instruction, and the block ends here. */
     cpu->exc_vector = SOFT_EXC_BP;
     cpu->exc_error = 0;
-    cpu->exit_reason = SOFT_EXIT_EXCEPTION;
+    soft_request_exit(cpu, SOFT_EXIT_EXCEPTION);
 }
 
 SOFT_HANDLER(soft_int_n)

@@ -457,7 +457,7 @@ SOFT_HANDLER(soft_port_io)
     cpu->io.size = (uint8_t)size;
     cpu->io.write = write;
     cpu->io.data = write ? (uint32_t)soft_get(cpu, SOFT_RAX, size) : 0;
-    cpu->exit_reason = SOFT_EXIT_IO;
+    soft_request_exit(cpu, SOFT_EXIT_IO);
 }
 
 void soft_cpu_finish_in(struct soft_cpu *cpu)
@@ -526,7 +526,7 @@ SOFT_HANDLER(soft_int_sys)
     cpu->exc_vector = (uint8_t)(i->op == 0xcc ? SOFT_EXC_BP : i->op == 0xce ? 4 : i->imm);
     cpu->exc_error = 0;
     cpu->exc_softint = 1;
-    cpu->exit_reason = SOFT_EXIT_EXCEPTION;
+    soft_request_exit(cpu, SOFT_EXIT_EXCEPTION);
 }
 
 /* --- segment loads and far transfers ------------------------------------------------------ */

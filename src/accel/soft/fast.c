@@ -6,6 +6,7 @@
 #include "accel/soft/fast.h"
 
 #include "accel/soft/exec.h"
+#include "accel/soft/fast_fuse.h"
 #include "accel/soft/fast_mem.h"
 
 /* --- ALU reg/reg and reg/imm: dst = rm, src = reg or imm -------------------------------- */
@@ -147,6 +148,27 @@ ALU_MEM(cmp, a - b, SOFT_CC_SUB, 0)
 
 INCDEC(inc, 1, SOFT_CC_INC)
 INCDEC(dec, (uint64_t)-1, SOFT_CC_DEC)
+
+/* NOT of a register leaves the flags alone; NEG records them as 0 - a (what soft_neg_rm
+ * does), and has a flagless twin for when they are dead. Hash rounds (SHA-2's Ch) use NOT. */
+#define NOT_NEG(bits, type)                                                                    \
+    SOFT_HANDLER_NOFAULT_STATIC(fast_not##bits)                                                \
+    {                                                                                          \
+        cpu->regs[i->rm] = (type)~cpu->regs[i->rm];                                            \
+    }                                                                                          \
+    SOFT_HANDLER_NOFAULT_STATIC(fast_neg##bits)                                                \
+    {                                                                                          \
+        uint64_t a = (type)cpu->regs[i->rm], r = (type)(0 - a);                                \
+        soft_cc(cpu, SOFT_CC_SUB, bits / 8, r, 0, a);                                          \
+        cpu->regs[i->rm] = r;                                                                  \
+    }                                                                                          \
+    SOFT_HANDLER_NOFAULT_STATIC(fast_neg##bits##_nf)                                           \
+    {                                                                                          \
+        cpu->regs[i->rm] = (type)(0 - cpu->regs[i->rm]);                                       \
+    }
+
+NOT_NEG(64, uint64_t)
+NOT_NEG(32, uint32_t)
 
 struct alu_mem_set {
     soft_exec_fn f[4]; /* rm64 rm32 rm64_nf rm32_nf */
@@ -581,6 +603,10 @@ void soft_specialize(const struct soft_cpu *cpu, struct soft_insn *i)
         i->fn = alu_mem_sets[i->sub].f[w ? 0 : 1];
     } else if (fn == soft_incdec_rm && !i->mem) {
         i->fn = i->sub ? (w ? fast_dec64 : fast_dec32) : (w ? fast_inc64 : fast_inc32);
+    } else if (fn == soft_not_rm && !i->mem) {
+        i->fn = w ? fast_not64 : fast_not32;
+    } else if (fn == soft_neg_rm && !i->mem) {
+        i->fn = w ? fast_neg64 : fast_neg32;
     } else if (fn == soft_alu_rm_imm && !i->mem && i->sub != 2 && i->sub != 3) {
         i->fn = alu_sets[i->sub].f[w ? 2 : 3];
     } else if (fn == soft_test_rm_reg && !i->mem) {
@@ -645,41 +671,7 @@ void soft_specialize(const struct soft_cpu *cpu, struct soft_insn *i)
 
 /* --- compare-and-branch fusion --------------------------------------------------------- */
 
-/* A flag-setting instruction directly followed by the block's closing Jcc runs as one handler:
- * the flags are still recorded (the next block may read them), the condition is evaluated
- * branch-free with the operation known (fuse_branch() left the Jcc's condition mask in its
- * imm2), and the Jcc's own dispatch is skipped. */
-#define FUSED_TAKE(cpu, j, op)                                                                 \
-    do {                                                                                       \
-        unsigned idx_ = soft_cc_index(cpu, op, (cpu)->cc_op & 3);                              \
-        if (((j)->imm2 >> idx_) & 1)                                                           \
-            (cpu)->rip = (j)->imm;                                                             \
-    } while (0)
-
-#define FUSED_REG(base, op)                                                                    \
-    static void base##_jcc(struct soft_cpu *cpu, const struct soft_insn *i)                    \
-    {                                                                                          \
-        base##_body(cpu, i);                                                                   \
-        const struct soft_insn *j = i + 1;                                                     \
-        FUSED_TAKE(cpu, j, op);                                                                \
-        soft_chain(cpu, j + 1);                                                                \
-    }
-
-/* With a memory operand: on a soft-TLB miss the generic handler runs the compare and continues
- * with the Jcc's own entry, which stays in the block. */
-#define FUSED_MEM(base, op, generic)                                                           \
-    static void base##_jcc(struct soft_cpu *cpu, const struct soft_insn *i)                    \
-    {                                                                                          \
-        cpu->cur = i;                                                                          \
-        if (__builtin_expect(base##_body(cpu, i), 0)) {                                        \
-            generic(cpu, i);                                                                   \
-            return;                                                                            \
-        }                                                                                      \
-        const struct soft_insn *j = i + 1;                                                     \
-        FUSED_TAKE(cpu, j, op);                                                                \
-        soft_chain(cpu, j + 1);                                                                \
-    }
-
+/* The generators (FUSED_REG, FUSED_MEM) are in fast_fuse.h, shared with fast_alu.c. */
 #define FUSE_LIST_REG(X)                                                                       \
     X(fast_cmp_rr64, SOFT_CC_SUB) X(fast_cmp_rr32, SOFT_CC_SUB) X(fast_cmp_ri64, SOFT_CC_SUB)  \
     X(fast_cmp_ri32, SOFT_CC_SUB) X(fast_sub_rr64, SOFT_CC_SUB) X(fast_sub_rr32, SOFT_CC_SUB)  \
@@ -711,11 +703,9 @@ void soft_specialize(const struct soft_cpu *cpu, struct soft_insn *i)
 FUSE_LIST_REG(FUSED_REG)
 FUSE_LIST_MEM(FUSED_MEM)
 
-static const struct {
-    soft_exec_fn base, fused;
-} fusions[] = {
-#define FUSE_ENTRY(base, op) {base, base##_jcc},
-#define FUSE_ENTRY_MEM(base, op, generic) {base, base##_jcc},
+static const struct soft_fused fusions[] = {
+#define FUSE_ENTRY(base, op) FUSED_ENTRY(base),
+#define FUSE_ENTRY_MEM(base, op, generic) FUSED_ENTRY(base),
     FUSE_LIST_REG(FUSE_ENTRY) FUSE_LIST_MEM(FUSE_ENTRY_MEM)
 #undef FUSE_ENTRY
 #undef FUSE_ENTRY_MEM
@@ -796,7 +786,8 @@ void soft_fast_describe(const struct soft_fast_sink *out)
         fast_store32, fast_movzx8_load, fast_lea64, fast_lea32, fast_push64, fast_pop64,
         soft_mov_rm_reg, soft_mov_reg_rm, soft_mov_rm_imm, soft_mov_reg_imm, soft_lea,
         soft_movzx, soft_movsx, soft_push_reg, soft_pop_reg, soft_nop, soft_not_rm, soft_bswap,
-        fast_rol64_nf, fast_rol32_nf, fast_ror64_nf, fast_ror32_nf, soft_push_imm,
+        fast_rol64_nf, fast_rol32_nf, fast_ror64_nf, fast_ror32_nf, soft_push_imm, fast_not64,
+        fast_not32, fast_neg64_nf, fast_neg32_nf,
         soft_xchg_rm_reg, soft_cbw, soft_cwd,
     };
     for (size_t k = 0; k < sizeof(writes) / sizeof(writes[0]); k++)
@@ -824,8 +815,10 @@ void soft_fast_describe(const struct soft_fast_sink *out)
     };
     for (size_t k = 0; k < sizeof(twins) / sizeof(twins[0]); k++)
         out->fact(twins[k][0], k < 6 ? SOFT_FX_WRITES : SOFT_FX_READS, twins[k][1]);
+    out->fact(fast_neg64, SOFT_FX_WRITES, fast_neg64_nf);
+    out->fact(fast_neg32, SOFT_FX_WRITES, fast_neg32_nf);
     for (size_t k = 0; k < sizeof(fusions) / sizeof(fusions[0]); k++)
-        out->jcc(fusions[k].base, fusions[k].fused);
+        out->jcc(fusions[k].base, fusions[k].any, fusions[k].je, fusions[k].jne);
     for (size_t k = 0; k < sizeof(pairs) / sizeof(pairs[0]); k++)
         out->pair(pairs[k].first == fast_mov_rr64, pairs[k].second, pairs[k].pair);
     static const soft_exec_fn dep32_seconds[SOFT_DEP32_KINDS] = {
@@ -836,6 +829,13 @@ void soft_fast_describe(const struct soft_fast_sink *out)
     };
     for (unsigned k = 0; k < SOFT_DEP32_KINDS; k++)
         out->dep32(dep32_seconds[k], k);
+    static const soft_exec_fn dep32_firsts[SOFT_DEP32_FIRST_KINDS] = {
+        [SOFT_DEP32_FIRST_MOV] = fast_mov_rr32,    [SOFT_DEP32_FIRST_XOR] = fast_xor_rr32_nf,
+        [SOFT_DEP32_FIRST_AND] = fast_and_rr32_nf, [SOFT_DEP32_FIRST_OR] = fast_or_rr32_nf,
+        [SOFT_DEP32_FIRST_ADD] = fast_add_rr32_nf,
+    };
+    for (unsigned k = 0; k < SOFT_DEP32_FIRST_KINDS; k++)
+        out->dep32_first(dep32_firsts[k], k);
     out->moves(fast_mov_rr32, fast_mov_rr64);
     out->stack(fast_push64, fast_pop64);
 }

@@ -5,6 +5,7 @@
  * size for each of these. Flags are always recorded here (no flagless twins). */
 #include "accel/soft/fast.h"
 
+#include "accel/soft/fast_fuse.h"
 #include "accel/soft/fast_mem.h"
 
 /* [mem] = [mem] op src. The read goes through the write tag: a page the TLB lets us write is
@@ -13,8 +14,8 @@
 #define RMW(name, sz, expr, ccop, kind, src, generic)                                          \
     FAST_MEM(fast_##name##_m##kind##sz, generic)                                               \
     {                                                                                          \
-        void *p = soft_tlb_hit(cpu, fast_ea(cpu, i), sz, SOFT_ACC_WRITE);                      \
-        if (__builtin_expect(p == NULL, 0))                                                    \
+        void *p;                                                                               \
+        if (!soft_tlb_try(cpu, fast_ea(cpu, i), sz, SOFT_ACC_WRITE, &p))                       \
             return 1;                                                                          \
         uint64_t a = soft_ldp(p, sz), b = (src) & soft_mask(sz);                               \
         uint64_t r = (expr) & soft_mask(sz);                                                   \
@@ -66,8 +67,8 @@ NARROW_SIZES(test, a & b, SOFT_CC_LOGIC, 0)
 #define INCDEC_MEM(name, sz, delta, ccop)                                                      \
     FAST_MEM(fast_##name##_m##sz, soft_incdec_rm)                                              \
     {                                                                                          \
-        void *p = soft_tlb_hit(cpu, fast_ea(cpu, i), sz, SOFT_ACC_WRITE);                      \
-        if (__builtin_expect(p == NULL, 0))                                                    \
+        void *p;                                                                               \
+        if (!soft_tlb_try(cpu, fast_ea(cpu, i), sz, SOFT_ACC_WRITE, &p))                       \
             return 1;                                                                          \
         uint64_t cf = (uint64_t)soft_carry(cpu), a = soft_ldp(p, sz);                          \
         uint64_t r = (a + (delta)) & soft_mask(sz);                                            \
@@ -82,6 +83,32 @@ NARROW_SIZES(test, a & b, SOFT_CC_LOGIC, 0)
 
 INCDEC_SIZES(inc, 1, SOFT_CC_INC)
 INCDEC_SIZES(dec, (uint64_t)-1, SOFT_CC_DEC)
+
+/* Byte/word compares and tests before a Jcc (string and compression loops: `test $7, %dl`,
+ * `cmp %cx, %ax`), and INC/DEC of a counter in memory before one (`decl -0x24(%rbx); jne`),
+ * also run fused with the Jcc closing their block. */
+#define FUSE_LIST_NARROW(X)                                                                    \
+    X(fast_cmp_rr1, SOFT_CC_SUB) X(fast_cmp_rr2, SOFT_CC_SUB) X(fast_cmp_ri1, SOFT_CC_SUB)     \
+    X(fast_cmp_ri2, SOFT_CC_SUB) X(fast_test_rr1, SOFT_CC_LOGIC)                               \
+    X(fast_test_rr2, SOFT_CC_LOGIC) X(fast_test_ri1, SOFT_CC_LOGIC)                            \
+    X(fast_test_ri2, SOFT_CC_LOGIC)
+
+#define FUSE_LIST_INCDEC_MEM(X)                                                                \
+    X(fast_inc_m1, SOFT_CC_INC, soft_incdec_rm) X(fast_inc_m2, SOFT_CC_INC, soft_incdec_rm)    \
+    X(fast_inc_m4, SOFT_CC_INC, soft_incdec_rm) X(fast_inc_m8, SOFT_CC_INC, soft_incdec_rm)    \
+    X(fast_dec_m1, SOFT_CC_DEC, soft_incdec_rm) X(fast_dec_m2, SOFT_CC_DEC, soft_incdec_rm)    \
+    X(fast_dec_m4, SOFT_CC_DEC, soft_incdec_rm) X(fast_dec_m8, SOFT_CC_DEC, soft_incdec_rm)
+
+FUSE_LIST_NARROW(FUSED_REG)
+FUSE_LIST_INCDEC_MEM(FUSED_MEM)
+
+static const struct soft_fused alu_fusions[] = {
+#define FUSE_ENTRY(base, op) FUSED_ENTRY(base),
+#define FUSE_ENTRY_MEM(base, op, generic) FUSED_ENTRY(base),
+    FUSE_LIST_NARROW(FUSE_ENTRY) FUSE_LIST_INCDEC_MEM(FUSE_ENTRY_MEM)
+#undef FUSE_ENTRY
+#undef FUSE_ENTRY_MEM
+};
 
 /* Indexed by the ALU operation (ModRM.reg: 0 ADD 1 OR 4 AND 5 SUB 6 XOR; ADC/SBB/CMP stay
  * elsewhere) and the size index. */
@@ -138,18 +165,20 @@ int soft_specialize_alu(struct soft_insn *i)
     return 1;
 }
 
-void soft_fast_alu_flag_writers(void (*add)(soft_exec_fn fn))
+void soft_fast_alu_describe(const struct soft_fast_sink *out)
 {
     for (unsigned op = 0; op < 9; op++) {
         for (unsigned k = 0; k < 4; k++) {
             if (op < 8 && rmw_reg[op][k])
-                add(rmw_reg[op][k]);
+                out->fact(rmw_reg[op][k], SOFT_FX_WRITES, NULL);
             if (op < 8 && rmw_imm[op][k])
-                add(rmw_imm[op][k]);
+                out->fact(rmw_imm[op][k], SOFT_FX_WRITES, NULL);
             if (k < 2 && narrow_reg[op][k])
-                add(narrow_reg[op][k]);
+                out->fact(narrow_reg[op][k], SOFT_FX_WRITES, NULL);
             if (k < 2 && narrow_imm[op][k])
-                add(narrow_imm[op][k]);
+                out->fact(narrow_imm[op][k], SOFT_FX_WRITES, NULL);
         }
     }
+    for (size_t k = 0; k < sizeof(alu_fusions) / sizeof(alu_fusions[0]); k++)
+        out->jcc(alu_fusions[k].base, alu_fusions[k].any, alu_fusions[k].je, alu_fusions[k].jne);
 }

@@ -7,6 +7,8 @@
 
 #include "accel/soft/exec.h"
 
+#include <stdlib.h>
+
 /* Set once at startup from soft_fast_describe(). */
 static soft_exec_fn mov_rr32, mov_rr64, push64, pop64;
 
@@ -15,8 +17,10 @@ static soft_exec_fn mov_rr32, mov_rr64, push64, pop64;
 /* A 32-bit register move whose destination the next instruction modifies at once (mov ecx,
  * esi; ror ecx, 6 -- the shape of SHA-2 and other hash rounds): the moved value goes straight
  * into the operation in a host register, with one store to the guest register instead of a
- * store and a reload through memory on the round's critical path. Forms reading a second
- * register are only fused when that register is not the destination. */
+ * store and a reload through memory on the round's critical path. The same holds when the
+ * first instruction is a flagless 32-bit register ALU op (and ecx, ebx; xor ecx, r15d): hash
+ * rounds chain several on one register. Forms reading a second register are only fused when
+ * that register is not the destination (it would have to be the first one's result). */
 
 /* Rotate the low 32 bits of a left by c (0..32). */
 static inline uint64_t rot32(uint64_t a, uint64_t c)
@@ -25,32 +29,49 @@ static inline uint64_t rot32(uint64_t a, uint64_t c)
     return c ? (uint32_t)((a << c) | ((uint32_t)a >> (32 - c))) : (uint32_t)a;
 }
 
-#define DEP32(name, expr)                                                                      \
-    static void dep32_##name(struct soft_cpu *cpu, const struct soft_insn *i)                  \
+/* The first instruction's result (i: dst = rm, src = reg), by SOFT_DEP32_FIRST_* kind. */
+#define DEP32_FIRSTS(X, second, sexpr)                                                         \
+    X(mov, (uint32_t)cpu->regs[i->reg], second, sexpr)                                         \
+    X(xor, (uint32_t)(cpu->regs[i->rm] ^ cpu->regs[i->reg]), second, sexpr)                    \
+    X(and, (uint32_t)(cpu->regs[i->rm] & cpu->regs[i->reg]), second, sexpr)                    \
+    X(or, (uint32_t)(cpu->regs[i->rm] | cpu->regs[i->reg]), second, sexpr)                     \
+    X(add, (uint32_t)(cpu->regs[i->rm] + cpu->regs[i->reg]), second, sexpr)
+
+/* The second one's result from a, the first one's (j: dst = rm, the same register). */
+#define DEP32_SECONDS(X)                                                                       \
+    DEP32_FIRSTS(X, xor, a ^ cpu->regs[j->reg])                                                \
+    DEP32_FIRSTS(X, and, a & cpu->regs[j->reg])                                                \
+    DEP32_FIRSTS(X, or, a | cpu->regs[j->reg])                                                 \
+    DEP32_FIRSTS(X, add, a + cpu->regs[j->reg])                                                \
+    DEP32_FIRSTS(X, shr, a >> (j->imm & 31))                                                   \
+    DEP32_FIRSTS(X, shl, a << (j->imm & 31))                                                   \
+    DEP32_FIRSTS(X, ror, rot32(a, 32 - (j->imm & 31)))                                         \
+    DEP32_FIRSTS(X, rol, rot32(a, j->imm & 31))
+
+#define DEP32(first, fexpr, second, sexpr)                                                     \
+    static void dep32_##first##_##second(struct soft_cpu *cpu, const struct soft_insn *i)      \
     {                                                                                          \
         const struct soft_insn *j = i + 1;                                                     \
-        uint64_t a = (uint32_t)cpu->regs[i->reg];                                              \
-        cpu->regs[i->rm] = (uint32_t)(expr);                                                   \
+        uint64_t a = fexpr;                                                                    \
+        cpu->regs[i->rm] = (uint32_t)(sexpr);                                                  \
         soft_next(cpu, j);                                                                     \
     }
 
-DEP32(xor, a ^ cpu->regs[j->reg])
-DEP32(and, a & cpu->regs[j->reg])
-DEP32(or, a | cpu->regs[j->reg])
-DEP32(add, a + cpu->regs[j->reg])
-DEP32(shr, a >> (j->imm & 31))
-DEP32(shl, a << (j->imm & 31))
-DEP32(ror, rot32(a, 32 - (j->imm & 31)))
-DEP32(rol, rot32(a, j->imm & 31))
+DEP32_SECONDS(DEP32)
 
+/* By the second's SOFT_DEP32_* kind: whether it reads a second register, and the fused
+ * handlers by the first's SOFT_DEP32_FIRST_* kind. */
+#define DEP32_ROW(second)                                                                      \
+    {dep32_mov_##second, dep32_xor_##second, dep32_and_##second, dep32_or_##second,            \
+     dep32_add_##second}
 static const struct {
-    soft_exec_fn fn;
     int rr;
+    soft_exec_fn fn[SOFT_DEP32_FIRST_KINDS];
 } dep32s[SOFT_DEP32_KINDS] = {
-    [SOFT_DEP32_XOR] = {dep32_xor, 1}, [SOFT_DEP32_AND] = {dep32_and, 1},
-    [SOFT_DEP32_OR] = {dep32_or, 1},   [SOFT_DEP32_ADD] = {dep32_add, 1},
-    [SOFT_DEP32_SHR] = {dep32_shr, 0}, [SOFT_DEP32_SHL] = {dep32_shl, 0},
-    [SOFT_DEP32_ROR] = {dep32_ror, 0}, [SOFT_DEP32_ROL] = {dep32_rol, 0},
+    [SOFT_DEP32_XOR] = {1, DEP32_ROW(xor)}, [SOFT_DEP32_AND] = {1, DEP32_ROW(and)},
+    [SOFT_DEP32_OR] = {1, DEP32_ROW(or)},   [SOFT_DEP32_ADD] = {1, DEP32_ROW(add)},
+    [SOFT_DEP32_SHR] = {0, DEP32_ROW(shr)}, [SOFT_DEP32_SHL] = {0, DEP32_ROW(shl)},
+    [SOFT_DEP32_ROR] = {0, DEP32_ROW(ror)}, [SOFT_DEP32_ROL] = {0, DEP32_ROW(rol)},
 };
 
 /* --- runs of PUSH / POP ------------------------------------------------------------------ */
@@ -98,14 +119,14 @@ static void pop_run(struct soft_cpu *cpu, const struct soft_insn *i)
 struct fn_info {
     soft_exec_fn fn;
     soft_exec_fn flagless; /* twin without flag bookkeeping, or NULL */
-    soft_exec_fn jcc;      /* this followed by the block's Jcc, fused; or NULL */
+    soft_exec_fn jcc[3];   /* this followed by the block's Jcc, fused: any, JE, JNE; or NULL */
     soft_exec_fn pair[2];  /* fast_mov_rr32 / fast_mov_rr64 followed by this, fused; or NULL */
-    soft_exec_fn dep32;    /* fast_mov_rr32 followed by this on the same register, or NULL */
-    uint8_t dep32_rr;      /* ... provided this one's other source register differs */
+    uint8_t dep32;       /* 1 + SOFT_DEP32_* kind as the second of a same-register pair, or 0 */
+    uint8_t dep32_first; /* 1 + SOFT_DEP32_FIRST_* kind as the first of one, or 0 */
     uint8_t fx;
 };
 
-#define INFO_BITS 9
+#define INFO_BITS 10
 #define INFO_MASK ((1u << INFO_BITS) - 1)
 static struct fn_info infos[1u << INFO_BITS]; /* written only before main() */
 
@@ -119,21 +140,16 @@ static struct fn_info *info_find(soft_exec_fn fn, int create)
         if (infos[s].fn == NULL) {
             if (!create)
                 return NULL;
+            /* Lookups stay short while the table is at most half full (and a full one would
+             * never find an empty slot): grow INFO_BITS when handlers outgrow it. */
+            static unsigned used;
+            if (++used > (1u << INFO_BITS) / 2)
+                abort();
             infos[s].fn = fn;
             infos[s].fx = SOFT_FX_READS;
             return &infos[s];
         }
     }
-}
-
-static void info_fx(soft_exec_fn fn, int fx)
-{
-    info_find(fn, 1)->fx = (uint8_t)fx;
-}
-
-static void info_writes(soft_exec_fn fn)
-{
-    info_fx(fn, SOFT_FX_WRITES);
 }
 
 static void info_fact(soft_exec_fn fn, int fx, soft_exec_fn flagless_fn)
@@ -144,9 +160,12 @@ static void info_fact(soft_exec_fn fn, int fx, soft_exec_fn flagless_fn)
         f->flagless = flagless_fn;
 }
 
-static void info_jcc(soft_exec_fn base, soft_exec_fn fused)
+static void info_jcc(soft_exec_fn base, soft_exec_fn any, soft_exec_fn je, soft_exec_fn jne)
 {
-    info_find(base, 1)->jcc = fused;
+    struct fn_info *f = info_find(base, 1);
+    f->jcc[0] = any;
+    f->jcc[1] = je;
+    f->jcc[2] = jne;
 }
 
 static void info_pair(int first_is_64, soft_exec_fn second, soft_exec_fn pair)
@@ -156,9 +175,12 @@ static void info_pair(int first_is_64, soft_exec_fn second, soft_exec_fn pair)
 
 static void info_dep32(soft_exec_fn second, unsigned kind)
 {
-    struct fn_info *f = info_find(second, 1);
-    f->dep32 = dep32s[kind].fn;
-    f->dep32_rr = (uint8_t)dep32s[kind].rr;
+    info_find(second, 1)->dep32 = (uint8_t)(1 + kind);
+}
+
+static void info_dep32_first(soft_exec_fn first, unsigned kind)
+{
+    info_find(first, 1)->dep32_first = (uint8_t)(1 + kind);
 }
 
 static void info_moves(soft_exec_fn m32, soft_exec_fn m64)
@@ -173,10 +195,11 @@ static void info_stack(soft_exec_fn push, soft_exec_fn pop)
     pop64 = pop;
 }
 
-static soft_exec_fn fused_jcc(soft_exec_fn fn)
+/* The fused handler of fn followed by a Jcc with condition cc (not P/NP), or NULL. */
+static soft_exec_fn fused_jcc(soft_exec_fn fn, unsigned cc)
 {
     const struct fn_info *f = info_find(fn, 0);
-    return f ? f->jcc : NULL;
+    return f ? f->jcc[cc == 4 ? 1 : cc == 5 ? 2 : 0] : NULL; /* 4 = E, 5 = NE */
 }
 
 static int flag_effect(const struct soft_insn *i)
@@ -196,17 +219,28 @@ static soft_exec_fn flagless(soft_exec_fn fn)
     return f ? f->flagless : NULL;
 }
 
+/* The same-register fusion of insns[k] and insns[k + 1] (see DEP32), or NULL. */
+static soft_exec_fn dep32_pair(const struct soft_insn *insns, unsigned k)
+{
+    const struct fn_info *f = info_find(insns[k].fn, 0);
+    if (!f || !f->dep32_first || insns[k + 1].rm != insns[k].rm)
+        return NULL;
+    const struct fn_info *g = info_find(insns[k + 1].fn, 0);
+    if (!g || !g->dep32)
+        return NULL;
+    if (dep32s[g->dep32 - 1].rr && insns[k + 1].reg == insns[k].rm)
+        return NULL;
+    return dep32s[g->dep32 - 1].fn[f->dep32_first - 1];
+}
+
 static void fuse_pairs(struct soft_insn *insns, unsigned n)
 {
     for (unsigned k = 0; k + 1 < n; k++) {
-        soft_exec_fn a = insns[k].fn;
-        if (a != mov_rr32 && a != mov_rr64)
-            continue;
-        const struct fn_info *f = info_find(insns[k + 1].fn, 0);
-        soft_exec_fn p = f ? f->pair[a == mov_rr64] : NULL;
-        if (f && f->dep32 && a == mov_rr32 && insns[k + 1].rm == insns[k].rm &&
-            (!f->dep32_rr || insns[k + 1].reg != insns[k].rm))
-            p = f->dep32;
+        soft_exec_fn a = insns[k].fn, p = dep32_pair(insns, k);
+        if (!p && (a == mov_rr32 || a == mov_rr64)) {
+            const struct fn_info *f = info_find(insns[k + 1].fn, 0);
+            p = f ? f->pair[a == mov_rr64] : NULL;
+        }
         if (p) {
             insns[k].fn = p;
             k++; /* the second one is consumed */
@@ -218,7 +252,7 @@ static void fuse_branch(struct soft_insn *insns, unsigned n)
 {
     if (n < 2 || insns[n - 1].fn != soft_jcc || (insns[n - 1].sub >> 1) == 5)
         return; /* JP/JNP need PF, which the flag index leaves out */
-    soft_exec_fn f = fused_jcc(insns[n - 2].fn);
+    soft_exec_fn f = fused_jcc(insns[n - 2].fn, insns[n - 1].sub);
     if (f) {
         insns[n - 2].fn = f;
         insns[n - 1].imm2 = soft_cond_mask(insns[n - 1].sub);
@@ -249,10 +283,11 @@ __attribute__((constructor)) static void fast_block_init(void)
 {
     static const struct soft_fast_sink sink = {
         .fact = info_fact, .jcc = info_jcc, .pair = info_pair, .dep32 = info_dep32,
+        .dep32_first = info_dep32_first,
         .moves = info_moves, .stack = info_stack,
     };
     soft_fast_describe(&sink);
-    soft_fast_alu_flag_writers(info_writes);
+    soft_fast_alu_describe(&sink);
 }
 
 void soft_flags_prune(const struct soft_cpu *cpu, struct soft_insn *insns, unsigned n)

@@ -17,8 +17,8 @@ static inline uint64_t fast_ea(const struct soft_cpu *cpu, const struct soft_ins
 /* Load/store through a soft-TLB hit; nonzero on a miss (or an access crossing a page). */
 static inline int fast_ld(struct soft_cpu *cpu, uint64_t addr, unsigned size, uint64_t *v)
 {
-    const void *p = soft_tlb_hit(cpu, addr, size, SOFT_ACC_READ);
-    if (__builtin_expect(p == NULL, 0))
+    void *p;
+    if (!soft_tlb_try(cpu, addr, size, SOFT_ACC_READ, &p))
         return 1;
     *v = soft_ldp(p, size);
     return 0;
@@ -26,8 +26,8 @@ static inline int fast_ld(struct soft_cpu *cpu, uint64_t addr, unsigned size, ui
 
 static inline int fast_st(struct soft_cpu *cpu, uint64_t addr, unsigned size, uint64_t v)
 {
-    void *p = soft_tlb_hit(cpu, addr, size, SOFT_ACC_WRITE);
-    if (__builtin_expect(p == NULL, 0))
+    void *p;
+    if (!soft_tlb_try(cpu, addr, size, SOFT_ACC_WRITE, &p))
         return 1;
     soft_stp(p, size, v);
     return 0;

@@ -56,8 +56,10 @@ static inline uint16_t soft_cond_mask(unsigned cc)
 
 /* The flag index after operation op (a SOFT_CC_* constant the compiler can fold: SUB, ADD,
  * LOGIC, INC, DEC) of the given size index, from the lazy state just recorded. */
-static inline unsigned soft_cc_index(const struct soft_cpu *cpu, unsigned op, unsigned sz)
+static inline __attribute__((always_inline)) unsigned soft_cc_index(const struct soft_cpu *cpu,
+                                                                    unsigned op, unsigned sz)
 {
+    /* Always inlined: op (and often sz) are constants at the call, which folds the switch. */
     unsigned sh = (8u << sz) - 1;
     uint64_t m = soft_cc_mask(sz);
     uint64_t r = cpu->cc_res & m, a = cpu->cc_a & m, b = cpu->cc_b & m;

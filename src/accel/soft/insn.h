@@ -7,6 +7,7 @@
 #include "accel/soft/cpu.h"
 #include "accel/soft/flags.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -111,13 +112,15 @@ void soft_st_slow(struct soft_cpu *cpu, uint64_t addr, unsigned size, uint64_t v
 void soft_mem_read_bytes(struct soft_cpu *cpu, uint64_t addr, void *buf, unsigned len);
 void soft_mem_write_bytes(struct soft_cpu *cpu, uint64_t addr, const void *buf, unsigned len);
 
-/* The host address of a size-byte access at addr when the soft TLB has its page for access
- * (SOFT_ACC_READ or SOFT_ACC_WRITE) and the access stays within that page; NULL otherwise. One
- * compare covers both: the entry is picked by addr's page but compared with the page of the
- * access's last byte, which can only match when both pages are the same (an access crossing
- * into the next page would need the entry one slot further on). */
-static inline void *soft_tlb_hit(const struct soft_cpu *cpu, uint64_t addr, unsigned size,
-                                 int access)
+/* Whether a size-byte access at addr hits the soft TLB for access (SOFT_ACC_READ or
+ * SOFT_ACC_WRITE) and stays within that page; if so, *host is its host address. One compare
+ * covers both: the entry is picked by addr's page but compared with the page of the access's
+ * last byte, which can only match when both pages are the same (an access crossing into the
+ * next page would need the entry one slot further on). Hot callers branch on this answer
+ * rather than on soft_tlb_hit()'s pointer: testing that for NULL costs a compare more, as the
+ * compiler cannot know that a hit never maps to host address 0. */
+static inline bool soft_tlb_try(const struct soft_cpu *cpu, uint64_t addr, unsigned size,
+                                int access, void **host)
 {
     /* The entry's byte offset straight from the address (entries are 32 bytes): two host
      * instructions instead of extracting the index and scaling it. */
@@ -126,9 +129,16 @@ static inline void *soft_tlb_hit(const struct soft_cpu *cpu, uint64_t addr, unsi
         (const struct soft_tlb_entry *)((const char *)cpu->tlb +
                                         ((addr >> (12 - 5)) & ((SOFT_TLB_SIZE - 1) << 5)));
     uint64_t tag = access == SOFT_ACC_WRITE ? e->tag_write : e->tag_read;
-    if (__builtin_expect(tag == ((addr + size - 1) & ~0xfffull), 1))
-        return (void *)(uintptr_t)(addr + e->addend);
-    return NULL;
+    *host = (void *)(uintptr_t)(addr + e->addend);
+    return __builtin_expect(tag == ((addr + size - 1) & ~0xfffull), 1);
+}
+
+/* The host address of the access when soft_tlb_try() hits, NULL otherwise. */
+static inline void *soft_tlb_hit(const struct soft_cpu *cpu, uint64_t addr, unsigned size,
+                                 int access)
+{
+    void *p;
+    return soft_tlb_try(cpu, addr, size, access, &p) ? p : NULL;
 }
 
 static inline void *soft_mem(struct soft_cpu *cpu, uint64_t addr, unsigned size, int access)

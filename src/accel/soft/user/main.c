@@ -30,6 +30,31 @@ static struct user_image g_img;
 static struct sigaction g_guest_sigactions[65];
 static int g_stats;
 
+/* Code pages found mapped since the guest's last system call. Checking a page costs one
+ * (msync), and instruction fetches refill the soft TLB whenever data pages evict code pages
+ * from it (busybox sort of 50000 lines made ~180000 such calls). Only the guest's own system
+ * calls change its mappings (it has no threads), so each one starts a new generation, which
+ * forgets every entry at once. */
+#define MAPPED_SLOTS 256
+static struct {
+    uint64_t page;
+    uint64_t generation;
+} g_mapped[MAPPED_SLOTS];
+static uint64_t g_mapped_generation = 1;
+
+/* Whether the page at page is mapped (its code can be read without a host fault). */
+static int code_page_mapped(uint64_t page)
+{
+    unsigned slot = (unsigned)(page >> 12) % MAPPED_SLOTS;
+    if (g_mapped[slot].generation == g_mapped_generation && g_mapped[slot].page == page)
+        return 1;
+    if (msync((void *)(uintptr_t)page, 4096, MS_ASYNC) != 0)
+        return 0;
+    g_mapped[slot].page = page;
+    g_mapped[slot].generation = g_mapped_generation;
+    return 1;
+}
+
 static int flat_tlb_fill(struct soft_cpu *cpu, uint64_t vaddr, int access,
                          struct soft_tlb_entry *e)
 {
@@ -38,7 +63,7 @@ static int flat_tlb_fill(struct soft_cpu *cpu, uint64_t vaddr, int access,
     if (access == SOFT_ACC_EXEC) {
         /* Decoding must not fault the host: check that the page is mapped at all. Data accesses
          * skip this and let the host's SIGSEGV report them precisely. */
-        if (msync((void *)(uintptr_t)page, 4096, MS_ASYNC) != 0) {
+        if (!code_page_mapped(page)) {
             cpu->cr2 = vaddr;
             cpu->exc_error = 0x14;
             return -SOFT_EXC_PF;
@@ -292,6 +317,7 @@ int main(int argc, char **argv)
         }
         if (why == SOFT_EXIT_SYSCALL) {
             g_cpu.regs[SOFT_RAX] = (uint64_t)do_syscall(&g_cpu);
+            g_mapped_generation++; /* the call may have mapped or unmapped pages */
             continue;
         }
         int sig = why == SOFT_EXIT_EXCEPTION ? exception_signal(&g_cpu) : SIGSEGV;
