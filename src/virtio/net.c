@@ -51,6 +51,7 @@ struct virtio_net {
     uint8_t *pending;
     size_t pending_len;
     uint64_t stat_rx_frames, stat_tx_frames, stat_rx_bytes, stat_tx_bytes, stat_tx_dropped;
+    uint64_t stat_rx_dropped; /* frames larger than every buffer the ring can hold */
 };
 
 void virtio_net_default_mac(const char *vm_name, unsigned index, uint8_t mac[6])
@@ -230,8 +231,9 @@ static bool net_rx_whole(struct virtio_net *n)
     return got;
 }
 
-/* Pop receive chains until they hold want bytes. Returns 1 (enough), 0 (the ring ran dry, or the
- * scatter list is full, first) or -1 (a malformed chain: the queue is broken). */
+/* Pop receive chains until they hold want bytes. Returns 1 (enough), 0 (the ring ran dry first),
+ * 2 (one frame can take no more: the scatter list or the chain count is at its limit) or -1 (a
+ * malformed chain: the queue is broken). */
 static int net_rx_gather(struct virtio_net *n, size_t want)
 {
     struct virtq *vq = &n->dev.vqs[NET_RX];
@@ -240,7 +242,7 @@ static int net_rx_gather(struct virtio_net *n, size_t want)
     b->cap = 0;
     while (b->cap < want) {
         if (b->nchains == NET_QUEUE_SIZE)
-            return 0;
+            return 2;
         int rc = virtq_pop(vq, &n->elem);
         if (rc <= 0)
             return rc < 0 ? -1 : 0;
@@ -251,7 +253,7 @@ static int net_rx_gather(struct virtio_net *n, size_t want)
         }
         if (b->niov + e->nin > NET_RX_MAX_IOV) {
             virtq_unpop(vq);
-            return 0;
+            return 2;
         }
         memcpy(&b->iov[b->niov], e->iov, e->nin * sizeof(e->iov[0]));
         b->niov += e->nin;
@@ -302,6 +304,13 @@ static bool net_rx_mergeable(struct virtio_net *n)
                 if (n->pending_len > b->cap) {
                     unsigned had = b->nchains;
                     net_rx_return(n, 0);
+                    if (rc == 2 || had >= n->dev.vqs[NET_RX].size) {
+                        /* Not even a full ring of these buffers holds it: dropped, as a NIC
+                         * drops what does not fit, or receiving would stop for good. */
+                        n->pending_len = 0;
+                        n->stat_rx_dropped++;
+                        continue;
+                    }
                     if (net_rx_wait_for_buffers(n, had))
                         continue;
                     break;

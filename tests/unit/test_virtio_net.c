@@ -1,13 +1,17 @@
 /* virtio-net's default MAC: stable for a VM name and NIC index, different across them, and a
- * locally administered unicast address. How a received frame spreads over mergeable buffers. */
+ * locally administered unicast address. How a received frame spreads over mergeable buffers,
+ * and what the device does with a frame no ring of the guest's buffers can hold. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
+#include "util/log.h"
 #include "virtio/net.h"
 
 static void test_default_mac(void **state)
@@ -47,11 +51,65 @@ static void test_spread_over_mergeable_buffers(void **state)
     assert_int_equal(d[0].len, 12);
 }
 
+/* A receive ring of four 16-byte mergeable buffers and, on the "tap" (a SOCK_SEQPACKET socket
+ * pair), a 1000-byte frame and then a 40-byte one: the first cannot fit even in the whole ring,
+ * so it is dropped instead of waiting for buffers that cannot come; the second is received. */
+static void test_frame_larger_than_ring_is_dropped(void **state)
+{
+    (void)state;
+    enum { DESC = 0x1000, AVAIL = 0x2000, USED = 0x3000, BUF = 0x10000, QSZ = 4 };
+    log_set_level(LOG_ERR);
+    struct guest_mem mem;
+    assert_int_equal(guest_mem_create(&mem, 16 << 20, "test-net"), 0);
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK, 0, sv), 0);
+    static const uint8_t mac[6] = {2, 0, 0, 0, 0, 1};
+    char why[160];
+    struct virtio_dev *dev = virtio_net_create_on_fd(&mem, NULL, sv[0], "test", mac, why,
+                                                     sizeof(why));
+    assert_non_null(dev);
+    virtio_dev_reset(dev);
+    dev->features = (1ULL << VIRTIO_F_VERSION_1) | (1ULL << VIRTIO_NET_F_MRG_RXBUF);
+    dev->status = VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK |
+                  VIRTIO_STATUS_DRIVER_OK;
+    struct virtq *vq = &dev->vqs[0];
+    vq->size = QSZ;
+    vq->desc_gpa = DESC;
+    vq->avail_gpa = AVAIL;
+    vq->used_gpa = USED;
+    for (uint16_t i = 0; i < QSZ; i++) {
+        struct virtq_desc d = {BUF + 0x100u * i, 16, VIRTQ_DESC_F_WRITE, 0};
+        memcpy(gpa_ptr(&mem, DESC + 16u * i, 16), &d, 16);
+        memcpy(gpa_ptr(&mem, AVAIL + 4 + 2u * i, 2), &i, 2);
+    }
+    uint16_t idx = QSZ;
+    memcpy(gpa_ptr(&mem, AVAIL + 2, 2), &idx, 2);
+    assert_int_equal(virtq_enable(vq), 0);
+    static uint8_t frame[1000];
+    assert_int_equal(send(sv[1], frame, 1000, 0), 1000);
+    assert_int_equal(send(sv[1], frame, 40, 0), 40);
+    pthread_mutex_lock(&dev->lock);
+    dev->ops->queue_notify(dev, 0);
+    pthread_mutex_unlock(&dev->lock);
+    uint16_t used;
+    memcpy(&used, gpa_ptr(&mem, USED + 2, 2), 2);
+    assert_int_equal(used, 3); /* 40 bytes over 16 + 16 + 8 */
+    uint16_t num_buffers;
+    memcpy(&num_buffers, gpa_ptr(&mem, BUF + 10, 2), 2);
+    assert_int_equal(num_buffers, 3);
+    uint8_t rest[16];
+    assert_int_equal(recv(sv[0], rest, sizeof(rest), MSG_DONTWAIT), -1); /* nothing left */
+    dev->ops->destroy(dev);
+    close(sv[1]);
+    guest_mem_destroy(&mem);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_default_mac),
         cmocka_unit_test(test_spread_over_mergeable_buffers),
+        cmocka_unit_test(test_frame_larger_than_ring_is_dropped),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
