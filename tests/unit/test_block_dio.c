@@ -22,6 +22,7 @@
 #include "block/dio.h"
 #include "block/qcow2.h"
 #include "block/qcow2_check.h"
+#include "qcow2_assert.h"
 #include "scratch_dir.h"
 
 static int setup(void **state)
@@ -284,14 +285,6 @@ static void test_raw_async_direct(void **state)
     assert_memory_equal(got, want, size);
     free(got);
     free(want);
-}
-
-static void assert_clean(struct block_dev *bd)
-{
-    struct qcow2_check_result r;
-    assert_int_equal(qcow2_check(bd, 0, &r, NULL), 0);
-    assert_int_equal(r.corruptions, 0);
-    assert_int_equal(r.leaks, 0);
 }
 
 /* qcow2 on O_DIRECT: allocating writes (refcounts, L2 entries, L1 at flush), copy-on-write of

@@ -16,6 +16,7 @@
 #include "block/block.h"
 #include "block/qcow2.h"
 #include "block/qcow2_check.h"
+#include "qcow2_assert.h"
 #include "scratch_dir.h"
 
 static int setup(void **state)
@@ -45,14 +46,6 @@ static void pattern(uint8_t *buf, size_t len, unsigned seed)
 {
     for (size_t i = 0; i < len; i++)
         buf[i] = (uint8_t)(seed * 31 + i * 7 + (i >> 9));
-}
-
-static void assert_clean(struct block_dev *bd)
-{
-    struct qcow2_check_result r;
-    assert_int_equal(qcow2_check(bd, 0, &r, NULL), 0);
-    assert_int_equal(r.corruptions, 0);
-    assert_int_equal(r.leaks, 0);
 }
 
 static void test_create_reads_zeros(void **state)
