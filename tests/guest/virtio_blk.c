@@ -8,6 +8,7 @@
 
 #include "apic.h"
 #include "trap.h"
+#include "timer.h"
 #include "virtio.h"
 
 const char guest_name[] = "virtio_blk";
@@ -58,7 +59,8 @@ static uint8_t request(struct vq *vq, uint32_t type, uint64_t sector, void *buf,
     vq_kick(vq);
     uint32_t used_len = 0;
     ASSERT_EQ(vq_wait(vq, &used_len, SPINS), head);
-    for (unsigned long i = 0; i < SPINS && irqs == before; i++)
+    uint64_t deadline = 0;
+    for (unsigned long i = 0; !spin_expired(i, SPINS, &deadline) && irqs == before; i++)
         cpu_relax();
     ASSERT(irqs > before);
     return status;

@@ -12,6 +12,7 @@
 #include "cmos.h"
 #include "pci.h"
 #include "trap.h"
+#include "timer.h"
 #include "virtio.h"
 
 const char guest_name[] = "virtio_rng";
@@ -49,7 +50,8 @@ static int all_zero(const uint8_t *p, unsigned n)
 
 static void wait_irqs(volatile unsigned *counter, unsigned want)
 {
-    for (unsigned long i = 0; i < SPINS && *counter < want; i++)
+    uint64_t deadline = 0;
+    for (unsigned long i = 0; !spin_expired(i, SPINS, &deadline) && *counter < want; i++)
         cpu_relax();
 }
 
@@ -177,7 +179,10 @@ int guest_main(void)
     struct vbuf bad = {(const void *)0x7ffff0000000ULL, 64, 1};
     vq_add(&vq, &bad, 1);
     vq_kick(&vq);
-    for (unsigned long i = 0; i < SPINS && !(virtio_status(&d) & VIRTIO_STATUS_NEEDS_RESET); i++)
+    uint64_t deadline = 0;
+    for (unsigned long i = 0;
+         !spin_expired(i, SPINS, &deadline) && !(virtio_status(&d) & VIRTIO_STATUS_NEEDS_RESET);
+         i++)
         cpu_relax();
     ASSERT(virtio_status(&d) & VIRTIO_STATUS_NEEDS_RESET);
     wait_irqs(&config_irqs, 1);

@@ -45,3 +45,17 @@ void timer_delay_us(uint64_t us)
     while (timer_now_us() < end)
         cpu_relax();
 }
+
+int spin_expired(unsigned long turn, unsigned long turns, uint64_t *deadline)
+{
+    if (turn < turns)
+        return 0;
+    if (turn == turns) {
+        if (timer_init() != 0)
+            return 1; /* no clock: the turn count is all there is */
+        *deadline = timer_now_us() + SPIN_FLOOR_US;
+        return 0;
+    }
+    /* A PM timer read leaves the guest: look at the clock now and then only. */
+    return (turn & 1023) == 0 && timer_now_us() >= *deadline;
+}

@@ -14,5 +14,11 @@ int timer_init(void);
 uint64_t timer_now_us(void);
 /* Busy-waits at least us microseconds. */
 void timer_delay_us(uint64_t us);
+/* For a wait loop counted in turns: true once `turns` have passed and at least SPIN_FLOOR_US
+ * too. A loaded host can run the guest's turns faster than the VMM's I/O thread gets a CPU, so
+ * a turn count alone fails tests that are not wrong; a device that never answers still fails.
+ * *deadline is the loop's own state (set when the turns run out). */
+#define SPIN_FLOOR_US 5000000ULL
+int spin_expired(unsigned long turn, unsigned long turns, uint64_t *deadline);
 
 #endif

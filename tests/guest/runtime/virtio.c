@@ -3,6 +3,7 @@
 #include "io.h"
 #include "pci.h"
 #include "runtime.h"
+#include "timer.h"
 
 #define PCI_CAP_VNDR 0x09
 #define PCI_CAP_MSIX 0x11
@@ -211,7 +212,8 @@ void vq_kick(struct vq *vq)
 
 int vq_wait(struct vq *vq, uint32_t *len, unsigned long spins)
 {
-    for (unsigned long i = 0; i < spins; i++) {
+    uint64_t deadline = 0;
+    for (unsigned long i = 0; !spin_expired(i, spins, &deadline); i++) {
         uint16_t used = *(volatile uint16_t *)&vq->mem->used.idx;
         if (used != vq->last_used) {
             __atomic_thread_fence(__ATOMIC_ACQUIRE);
