@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,7 +16,8 @@
 #include "block/raw.h"
 #include "util/err.h"
 
-static __thread char block_err[512];
+/* Reasons quote image paths, sometimes two (an image and its backing file). */
+static __thread char block_err[2 * PATH_MAX + 256];
 
 const char *block_last_error(void) { return block_err; }
 

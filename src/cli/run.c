@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -309,9 +310,12 @@ struct run_files {
     size_t kernel_size, initrd_size;
 };
 
+/* Room for a one-line reason: they quote user-given paths (sometimes two), which may be long. */
+#define WHY_LEN (2 * PATH_MAX)
+
 static int read_inputs(const struct run_options *o, struct run_files *f)
 {
-    char why[160];
+    char why[WHY_LEN];
     if (file_read_all(o->vm.kernel_path, GUEST_MEM_MAX, &f->kernel, &f->kernel_size, why,
                       sizeof(why)) < 0)
         return usage_error("kernel '%s' %s", o->vm.kernel_path, why);
@@ -457,7 +461,7 @@ static int loop_run(struct run_loop *l)
                 return EXIT_GUEST_OFF;
             }
             log_info("guest reset: rebooting");
-            char why[256];
+            char why[WHY_LEN];
             if (vm_reboot(vm, why, sizeof(why)) < 0) {
                 log_err("reboot failed: %s", why);
                 return EXIT_HOST_REFUSED;
@@ -538,7 +542,7 @@ static int run_parsed(const struct run_options *parsed)
     };
     o.vm.io = &o.io;
     struct vm vm;
-    char why[256];
+    char why[WHY_LEN];
     int status;
     rc = vm_create(&vm, &o.vm, &boot, why, sizeof(why));
     if (rc < 0) {
