@@ -16,6 +16,7 @@ SOFT_DIFF := $(BUILD)/soft/diff
 SOFT_TEST_CFLAGS := $(filter-out -MMD -MP,$(CFLAGS))
 
 SOFT_DIFF_SRCS := tests/soft/diff.c tests/soft/diff_gen.c tests/soft/diff_gen_legacy.c \
+                  tests/soft/diff_gen_jit.c \
                   tests/soft/native.S
 
 $(SOFT_DIFF): $(SOFT_DIFF_SRCS) tests/soft/diff_gen.h $(LIBVIREO)

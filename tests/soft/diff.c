@@ -10,13 +10,23 @@
  * mode 32 or 16 run in 32-bit (compatibility mode) or 16-bit code, natively through a far jump
  * to the matching code segment (see diff_run_native_legacy in native.S).
  *
- *   diff [-v] [-n CASES] [-s SEED] [--coverage] [FAMILY...]
- * Exit status 0 only if everything matched. Families with a known interpreter bug run only
- * when named (and are listed as not run otherwise). --coverage prints the opcode maps as markdown:
- * which opcodes the decoder implements and which the run above tested against the host. */
+ * 64-bit code: every case of a single-instruction family runs a second time as a block
+ * through soft_cpu_run (the block compiler, unless VIREO_SOFT_JIT=0), compared with the same
+ * native run; RSP points into the memory window (native.S loads it); when both runs fault, the
+ * faulting RIP, the general registers and the memory at the fault must match too (the native
+ * ones from the signal context).
+ *
+ *   diff [-v] [-d] [-n CASES] [-s SEED] [--coverage] [FAMILY...]
+ * -v dumps the states of mismatches and the block compiler's statistics per family, -d prints
+ * every case's bytes. Exit status 0 only if everything matched. Families with a known
+ * interpreter bug run only when named (and are listed as not run otherwise). --coverage prints
+ * the opcode maps as markdown: which opcodes the decoder implements and which the run above
+ * tested against the host. */
+#include "accel/soft/cache.h"
 #include "accel/soft/cpu.h"
 #include "accel/soft/decode.h"
 #include "accel/soft/exec.h"
+#include "accel/soft/jit.h"
 
 #include <setjmp.h>
 #include <signal.h>
@@ -26,14 +36,17 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/ucontext.h>
 #include <unistd.h>
 
 #include <asm/ldt.h>
+#include <asm/prctl.h>
 
 struct diff_regs {
     uint64_t r[16];
     uint64_t rflags;
     uint8_t xmm[16][16];
+    uint64_t rip; /* after a fault in 64-bit code: the faulting instruction (not in native.S) */
 };
 
 void diff_run_native(struct diff_regs *s, const void *code);
@@ -49,7 +62,10 @@ static uint8_t *code_page;
 static uint8_t *mem;
 static sigjmp_buf native_jmp;
 static volatile int native_sig;
+/* The native registers where a 64-bit run faulted (from the signal's context). */
+static struct diff_regs native_fault;
 static int verbose;
+static int dump_cases; /* -d: print every case's bytes (to disassemble what a family makes) */
 
 /* 32/16-bit runs: the LDT holds a 16-bit code segment based at code_page and 16/32-bit data
  * segments for DS (based at mem), SS (mem + SS_OFF) and ES (mem + ES_OFF), so that 16-bit
@@ -81,13 +97,36 @@ static const struct {
 
 static struct soft_cpu cpu;
 
+uint64_t diff_mem_addr, diff_code_addr;
+static uint64_t host_fs_base; /* the host thread's FS base (its TCB), for FS-relative loads */
+
+/* The smc family's runs (gen.smc): the code page is watched like system mode watches pages
+ * holding decoded code (soft_sysops.c): a fetch fill marks it and grants no write tag, and the
+ * first write after that drops the blocks decoded from it. */
+static int watch_code;
+static int code_marked;
+static uint8_t code_before[4096]; /* the code page as the native run got it (smc) */
+
 static int flat_fill(struct soft_cpu *c, uint64_t vaddr, int access, struct soft_tlb_entry *e)
 {
-    (void)c;
-    (void)access;
     uint64_t page = vaddr & ~0xfffull;
-    e->tag_read = e->tag_write = e->tag_exec = page;
     e->addend = 0;
+    if (!watch_code || page != diff_code_addr) {
+        e->tag_read = e->tag_write = e->tag_exec = page;
+        return 0;
+    }
+    e->tag_read = page;
+    if (access == SOFT_ACC_EXEC) {
+        e->tag_exec = page;
+        code_marked = 1;
+    } else if (access == SOFT_ACC_WRITE) {
+        e->tag_write = page;
+        if (code_marked) {
+            code_marked = 0;
+            soft_cache_invalidate_host_page(c, (uintptr_t)page);
+            c->chain_budget = 1;
+        }
+    }
     return 0;
 }
 
@@ -113,9 +152,15 @@ static void install_fault_handlers(void)
  * pointer may be a 16-bit offset. */
 static void on_fault(int sig, siginfo_t *si, void *uc)
 {
-    (void)uc;
     if (cpu.running)
         soft_cpu_host_fault(&cpu, (uint64_t)(uintptr_t)si->si_addr);
+    static const int greg[16] = {REG_RAX, REG_RCX, REG_RDX, REG_RBX, REG_RSP, REG_RBP,
+                                 REG_RSI, REG_RDI, REG_R8,  REG_R9,  REG_R10, REG_R11,
+                                 REG_R12, REG_R13, REG_R14, REG_R15};
+    const ucontext_t *ctx = uc;
+    for (int k = 0; k < 16; k++)
+        native_fault.r[k] = (uint64_t)ctx->uc_mcontext.gregs[greg[k]];
+    native_fault.rip = (uint64_t)ctx->uc_mcontext.gregs[REG_RIP];
     native_sig = sig;
     siglongjmp(native_jmp, 1);
 }
@@ -146,8 +191,11 @@ static void interp_mode(int mode, int ss_bits, int ds_limit)
     for (int k = 0; k < SOFT_NSEGS; k++)
         cpu.seg[k] = flat;
     cpu.seg[SOFT_CS].attr = 0xa0fb;
-    if (mode == 64)
+    if (mode == 64) {
+        cpu.seg[SOFT_FS].base = host_fs_base;
+        cpu.seg[SOFT_GS].base = diff_mem_addr + JIT_GS_OFF; /* as main() set the host's */
         return;
+    }
     static const int which[3] = {SOFT_DS, SOFT_SS, SOFT_ES};
     static const unsigned offset[3] = {0, SS_OFF, ES_OFF};
     for (unsigned k = 0; k < 3; k++)
@@ -229,10 +277,12 @@ static void init_state(struct rng *r, const struct gen *g, struct diff_regs *s)
 {
     for (int k = 0; k < 16; k++)
         s->r[k] = rval(r);
-    s->r[4] = 0;
+    s->r[4] = (uint64_t)(uintptr_t)mem + JIT_STACK_OFF; /* 64-bit: a stack in the window */
     s->r[3] = (uint64_t)(uintptr_t)mem; /* RBX: base of every memory operand */
     if (g->mode != 64)
         init_legacy(r, g, s);
+    if (g->jit_regs)
+        jit_init_regs(r, s->r);
     s->rflags = 0x202 | (rnd(r) & 0x8d5);
     for (int k = 0; k < 16; k++) {
         for (int q = 0; q < 2; q++) {
@@ -323,15 +373,21 @@ static int run_native(const struct gen *g, struct diff_regs *s)
     p += 4;
     uint64_t back = (uint64_t)(uintptr_t)diff_native_return;
     memcpy(p, &back, 8);
+    if (g->smc)
+        memcpy(code_before, code_page, sizeof(code_before));
     native_sig = 0;
     if (sigsetjmp(native_jmp, 1) == 0)
         diff_run_native(s, code_page);
     if (native_sig && g->x87)
         __asm__ volatile("fninit");
+    if (native_sig) { /* the registers at the fault, compared with the interpreter's */
+        memcpy(s->r, native_fault.r, sizeof(s->r));
+        s->rip = native_fault.rip;
+    }
     return native_sig;
 }
 
-static int run_interp(const struct gen *g, struct diff_regs *s)
+static int run_interp(const struct gen *g, struct diff_regs *s, int block)
 {
     soft_cpu_flush_tlb(&cpu);
     for (int k = 0; k < 16; k++)
@@ -348,7 +404,11 @@ static int run_interp(const struct gen *g, struct diff_regs *s)
     uint64_t start = g->mode == 16 ? 0 : (uint64_t)(uintptr_t)code_page, end = start + g->len;
     cpu.rip = start;
     int sig = 0;
-    if (g->block) {
+    watch_code = g->smc;
+    code_marked = 0;
+    if (g->smc) /* the native run stored into it */
+        memcpy(code_page, code_before, sizeof(code_before));
+    if (block) {
         /* An INT3 after the sequence ends the run, in place of run_native's jump back to the
          * harness (the block cache was dropped with the TLB above, so the bytes are decoded
          * afresh). */
@@ -359,7 +419,7 @@ static int run_interp(const struct gen *g, struct diff_regs *s)
         else if (cpu.exc_vector != SOFT_EXC_BP || cpu.rip != end + 1)
             sig = vector_signal(cpu.exc_vector);
     }
-    for (int n = 0; n < 64 && !g->block && cpu.rip != end; n++) {
+    for (int n = 0; n < 64 && !block && cpu.rip != end; n++) {
         int why = soft_cpu_step(&cpu);
         if (why == SOFT_EXIT_EXCEPTION) {
             sig = vector_signal(cpu.exc_vector);
@@ -368,6 +428,7 @@ static int run_interp(const struct gen *g, struct diff_regs *s)
     }
     for (int k = 0; k < 16; k++)
         s->r[k] = cpu.regs[k];
+    s->rip = cpu.rip;
     s->rflags = soft_cpu_get_rflags(&cpu);
     for (int k = 0; k < 16; k++)
         memcpy(s->xmm[k], cpu.xmm[k].b, 16);
@@ -409,34 +470,40 @@ static void note_opcode(const struct gen *g, int ok)
         failed[map][op] = 1;
 }
 
-/* One random case; returns 1 if native and interpreter agree. */
-static int run_case(const struct family *f, struct rng *r, unsigned *faulted)
+/* Compare a native run with an interpreter run; fills why and returns 0 on a difference. */
+static int compare(const struct gen *gp, int nsig, int esig, const struct diff_regs *natp,
+                   const struct diff_regs *emup, const uint8_t *mem_nat, const uint8_t *span,
+                   char *why, size_t whysz, unsigned *faulted)
 {
-    struct gen g;
-    memset(&g, 0, sizeof(g));
-    g.cl = -1;
-    g.mode = f->mode ? f->mode : 64;
-    f->gen(r, &g);
-    struct diff_regs in, nat, emu;
-    init_state(r, &g, &in);
-    /* Whole pages: bit offsets and 16/32-bit stack and address forms may reach past the
-     * randomized window, and both runs must start from the same bytes there too. */
-    static uint8_t mem_in[MEM_SPAN], mem_nat[MEM_SPAN];
-    uint8_t *span = mem - MEM_SPAN / 2;
-    memcpy(mem_in, span, MEM_SPAN);
-    nat = in;
-    int nsig = run_native(&g, &nat);
-    memcpy(mem_nat, span, MEM_SPAN);
-    memcpy(span, mem_in, MEM_SPAN);
-    emu = in;
-    int esig = run_interp(&g, &emu);
-
-    char why[200] = "";
+    const struct gen g = *gp;
+    const struct diff_regs nat = *natp, emu = *emup;
+    why[0] = 0;
     if (nsig != esig) {
-        snprintf(why, sizeof(why), "fault: native %d, interpreter %d", nsig, esig);
-    } else if (nsig) {
+        snprintf(why, whysz, "fault: native %d, interpreter %d", nsig, esig);
+    } else if (nsig && g.mode != 64) {
         (*faulted)++;
         return 1; /* both faulted the same way: registers are the pre-instruction ones */
+    } else if (nsig) {
+        /* 64-bit: the state at the fault must be the same: the faulting instruction, every
+         * register and memory as the instructions before it left them (not the flags: those
+         * of earlier instructions are not materialized where they are dead, see
+         * docs/soft-cpu.md). */
+        (*faulted)++;
+        if (nat.rip != emu.rip)
+            snprintf(why, whysz, "fault at: native +%llx, interpreter +%llx",
+                     (unsigned long long)(nat.rip - diff_code_addr),
+                     (unsigned long long)(emu.rip - diff_code_addr));
+        for (int k = 0; k < 16 && !why[0]; k++) {
+            if (nat.r[k] != emu.r[k])
+                snprintf(why, whysz, "at the fault, %s: native %llx, interpreter %llx",
+                         regname[k], (unsigned long long)nat.r[k],
+                         (unsigned long long)emu.r[k]);
+        }
+        for (int k = 0; k < MEM_SPAN && !why[0]; k++) {
+            if (mem_nat[k] != span[k])
+                snprintf(why, whysz, "at the fault, memory[%d]: native %02x, interpreter %02x",
+                         k - MEM_SPAN / 2, mem_nat[k], span[k]);
+        }
     } else {
         uint32_t fm = g.fmask;
         for (int k = 0; k < (g.mode == 64 ? 16 : 8) && !why[0]; k++) {
@@ -450,30 +517,79 @@ static int run_case(const struct family *f, struct rng *r, unsigned *faulted)
                 b &= 0x4500;
             }
             if (a != b)
-                snprintf(why, sizeof(why), "%s: native %llx, interpreter %llx", regname[k],
+                snprintf(why, whysz, "%s: native %llx, interpreter %llx", regname[k],
                          (unsigned long long)a, (unsigned long long)b);
         }
         if (!why[0] && ((nat.rflags ^ emu.rflags) & fm))
-            snprintf(why, sizeof(why), "flags: native %llx, interpreter %llx (mask %x)",
+            snprintf(why, whysz, "flags: native %llx, interpreter %llx (mask %x)",
                      (unsigned long long)nat.rflags, (unsigned long long)emu.rflags, fm);
         for (int k = 0; k < 16 && !why[0]; k++) {
             if (memcmp(nat.xmm[k], emu.xmm[k], 16)) {
                 uint64_t a[2], b[2];
                 memcpy(a, nat.xmm[k], 16);
                 memcpy(b, emu.xmm[k], 16);
-                snprintf(why, sizeof(why), "xmm%d: native %016llx%016llx, interpreter "
+                snprintf(why, whysz, "xmm%d: native %016llx%016llx, interpreter "
                          "%016llx%016llx", k, (unsigned long long)a[1], (unsigned long long)a[0],
                          (unsigned long long)b[1], (unsigned long long)b[0]);
             }
         }
         for (int k = 0; k < MEM_SPAN && !why[0]; k++) {
             if (mem_nat[k] != span[k])
-                snprintf(why, sizeof(why), "memory[%d]: native %02x, interpreter %02x",
+                snprintf(why, whysz, "memory[%d]: native %02x, interpreter %02x",
                          k - MEM_SPAN / 2, mem_nat[k], span[k]);
         }
     }
-    note_opcode(&g, !why[0]);
-    if (!why[0])
+    return !why[0];
+}
+
+/* One random case; returns 1 if native and interpreter agree. */
+static int run_case(const struct family *f, struct rng *r, unsigned *faulted)
+{
+    struct gen g;
+    memset(&g, 0, sizeof(g));
+    g.cl = -1;
+    g.mode = f->mode ? f->mode : 64;
+    f->gen(r, &g);
+    struct diff_regs in, nat, emu;
+    init_state(r, &g, &in);
+    if (dump_cases) {
+        printf("case %s:", f->name);
+        for (unsigned k = 0; k < g.len; k++)
+            printf(" %02x", g.code[k]);
+        printf("\n");
+    }
+    /* Whole pages: bit offsets and 16/32-bit stack and address forms may reach past the
+     * randomized window, and both runs must start from the same bytes there too. */
+    static uint8_t mem_in[MEM_SPAN], mem_nat[MEM_SPAN];
+    uint8_t *span = mem - MEM_SPAN / 2;
+    memcpy(mem_in, span, MEM_SPAN);
+    nat = in;
+    int nsig = run_native(&g, &nat);
+    memcpy(mem_nat, span, MEM_SPAN);
+    memcpy(span, mem_in, MEM_SPAN);
+    emu = in;
+    int esig = run_interp(&g, &emu, g.block);
+
+    char why[200] = "";
+    int ok = compare(&g, nsig, esig, &nat, &emu, mem_nat, span, why, sizeof(why), faulted);
+    if (ok && g.mode == 64 && !g.block && !f->no_block) {
+        /* The same case again as a block through soft_cpu_run (the JIT, when it is on), from
+         * the same state and memory; the native run is the reference for both. */
+        uint8_t mem_step[MEM_SPAN];
+        memcpy(mem_step, span, MEM_SPAN);
+        memcpy(span, mem_in, MEM_SPAN);
+        struct diff_regs blk = in;
+        unsigned faulted_blk = 0;
+        int bsig = run_interp(&g, &blk, 1);
+        if (!compare(&g, nsig, bsig, &nat, &blk, mem_nat, span, why, sizeof(why), &faulted_blk)) {
+            ok = 0;
+            emu = blk;
+            snprintf(why + strlen(why), sizeof(why) - strlen(why), " (run as a block)");
+        }
+        memcpy(span, mem_step, MEM_SPAN);
+    }
+    note_opcode(&g, ok);
+    if (ok)
         return 1;
     fprintf(stderr, "MISMATCH %s (%s): bytes", f->name, g.what);
     for (unsigned k = 0; k < g.len; k++)
@@ -576,6 +692,8 @@ int main(int argc, char **argv)
     for (int k = 1; k < argc; k++) {
         if (!strcmp(argv[k], "-v"))
             verbose = 1;
+        else if (!strcmp(argv[k], "-d"))
+            dump_cases = 1;
         else if (!strcmp(argv[k], "--coverage"))
             coverage = 1;
         else if (!strcmp(argv[k], "-n") && k + 1 < argc)
@@ -602,6 +720,15 @@ int main(int argc, char **argv)
         return 1;
     }
     mem += MEM_SPAN / 2;
+    diff_mem_addr = (uint64_t)(uintptr_t)mem;
+    diff_code_addr = (uint64_t)(uintptr_t)code_page;
+    /* GS points into the window for the jit family's GS-relative forms (glibc does not use GS
+     * on x86-64; nothing here loads a GS selector, which would reset the base). */
+    if (syscall(SYS_arch_prctl, ARCH_SET_GS, (unsigned long)(diff_mem_addr + JIT_GS_OFF)) < 0 ||
+        syscall(SYS_arch_prctl, ARCH_GET_FS, &host_fs_base) < 0) {
+        perror("arch_prctl");
+        return 1;
+    }
     uint8_t *t = code_page + TRAMP_OFF; /* jmp *0(%rip) to diff_native_return_legacy */
     uint64_t back = (uint64_t)(uintptr_t)diff_native_return_legacy;
     t[0] = 0xff;
@@ -693,6 +820,18 @@ int main(int argc, char **argv)
         else
             printf("%-8s %5u cases  %s\n", fam->name, cases, fails ? "FAILED" : "ok");
         total_fail += fails != 0;
+        if (verbose && !fam->mode && soft_cache_jit(&cpu)) {
+            /* How much of the family's block runs the compiler took (-v). */
+            static struct soft_jit_stats seen;
+            const struct soft_jit_stats *js = soft_jit_stats(soft_cache_jit(&cpu));
+            printf("%-8s jit: %llu blocks, %llu instructions compiled, %llu interpreted\n",
+                   fam->name, (unsigned long long)(js->blocks - seen.blocks),
+                   (unsigned long long)(js->insns_compiled - seen.insns_compiled),
+                   (unsigned long long)(js->insns_interpreted - seen.insns_interpreted));
+            seen.blocks = js->blocks;
+            seen.insns_compiled = js->insns_compiled;
+            seen.insns_interpreted = js->insns_interpreted;
+        }
     }
     if (coverage) {
         printf("\n");

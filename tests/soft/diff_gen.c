@@ -806,6 +806,10 @@ static void gen_fuse(struct rng *r, struct gen *g)
     g->what = "register pair, flag producer, Jcc (as one block)";
 }
 
+/* Every 64-bit family below that is not a block family already (fuse, jit) also runs each
+ * case as a block through soft_cpu_run (diff.c run_case), so that the block compiler sees each
+ * form on its own: none needs .no_block today (no instruction here ends its block or depends
+ * on being stepped). */
 const struct family families[] = {
     {.name = "alu", .gen = gen_alu,
      .opcodes = "00-05 08-0D 10-15 18-1D 20-25 28-2D 30-35 38-3D 80 81 83 84 85 A8 A9 F6/0 F7/0"},
@@ -816,6 +820,16 @@ const struct family families[] = {
     {.name = "fuse", .gen = gen_fuse,
      .opcodes = "89 01 09 21 31 C1/0,1,4,5 F7/2,3 pairs, ALU or INC/DEC/NOT/NEG, then 70-7F "
                 "(whole blocks)"},
+    {.name = "jit", .gen = gen_jit,
+     .opcodes = "00-05 08-0D 10-15 18-1D 20-25 28-2D 30-35 38-3D 80 81 83 84 85 A8 A9 F6/F7 /0-3 "
+                "FE/FF /0-1 88-8B C6 C7 B0-BF 8D 63 0F B6 B7 BE BF C0 C1 D0-D3 50-5F 0F 40-4F "
+                "0F 90-9F 0F AF 69 6B 0F C8-CF 90 0F 1F 70-7F 0F 80-8F EB E8 C3, with 87 0F BA/4 "
+                "F0 01 F5 F8 F9 6A 68 66 50/58 interpreted between them; all memory forms, "
+                "67, FS/GS (sequences as one block)"},
+    {.name = "smc", .gen = gen_smc,
+     .opcodes = "C6 88 80 FE/0-1 F6/2-3 C0/4 86 0F 90-9F F0 80/6 storing into a later 83/0 of "
+                "the same block, 50-57 E8 with the stack in the code page (one block, the code "
+                "page watched for writes)"},
     {.name = "shift", .gen = gen_shift,
      .opcodes = "C0 C1 D0-D3 /0-7, 0F A4 A5 AC AD"},
     {.name = "muldiv", .gen = gen_muldiv,

@@ -29,7 +29,7 @@ uint32_t rfloat(struct rng *r);
 
 /* One generated test: code bytes plus what to compare. */
 struct gen {
-    uint8_t code[64];
+    uint8_t code[256];
     unsigned len;
     uint32_t fmask;  /* flags compared */
     int string;      /* RSI/RDI point into memory, RCX small */
@@ -54,13 +54,25 @@ struct gen {
     int block;       /* the interpreter runs the sequence as decoded blocks (soft_cpu_run, not
                         instruction by instruction), so that the passes over a whole block
                         (dead flags, fusion) apply; every path must end at the sequence's end */
+    int smc;         /* stores into the code page: the interpreter watches it (diff.c) */
+    int jit_regs;    /* the jit family's register roles (diff_gen_jit.c): pointers into the
+                        memory window, small index values, RSP at a random stack offset */
 };
+
+/* 64-bit code: where the harness maps the memory window (RBX and the jit family's pointers
+ * point into it; below 2 GiB, so that absolute disp32 forms reach it) and the code page (for
+ * RIP-relative forms); GS has the base diff_mem_addr + JIT_GS_OFF, FS the host's own (its
+ * TCB, only read by the tests). Set by diff.c before the generators run. */
+extern uint64_t diff_mem_addr, diff_code_addr;
+#define JIT_GS_OFF 256u
+#define JIT_STACK_OFF 1024u /* RSP of 64-bit code: the window + this (jit: - 8 * 0..15) */
 
 struct family {
     const char *name;
     void (*gen)(struct rng *, struct gen *);
     const char *opcodes; /* for the coverage table */
     int mode;            /* 32 or 16 for 32/16-bit code; 0 means 64 */
+    int no_block;        /* 64-bit: not also run as a block through soft_cpu_run (why: comment) */
     const char *known_bug; /* not run unless named: the interpreter bug that makes it fail */
 };
 
@@ -112,6 +124,10 @@ void gen_l_pusha(struct rng *r, struct gen *g);
 void gen_l_bit(struct rng *r, struct gen *g);
 void gen_l_bcd(struct rng *r, struct gen *g);
 void gen_l_bound(struct rng *r, struct gen *g);
+void gen_jit(struct rng *r, struct gen *g);
+void gen_smc(struct rng *r, struct gen *g);
+/* For the jit family's initial state: the values of its pointer and index registers. */
+void jit_init_regs(struct rng *r, uint64_t regs[16]);
 
 extern const struct family families[];
 extern const unsigned nfamilies;

@@ -1,5 +1,6 @@
-/* Runs one test sequence natively: loads the general registers (except RSP), RFLAGS and
- * XMM0-15 from a struct diff_regs, jumps to the code page, and on the jump back saves them all.
+/* Runs one test sequence natively: loads the general registers (RSP too: diff.c points it into
+ * the memory window), RFLAGS and XMM0-15 from a struct diff_regs, jumps to the code page, and on
+ * the jump back saves them all.
  * The code page ends with "jmp *diff_return_addr", landing on diff_native_return. */
         .text
         .globl  diff_run_native
@@ -46,12 +47,15 @@ diff_run_native:
         mov     104(%rdi), %r13
         mov     112(%rdi), %r14
         mov     120(%rdi), %r15
+        mov     32(%rdi), %rsp          /* a stack in the memory window (diff.c) */
         mov     56(%rdi), %rdi
         jmp     *diff_target(%rip)
 
         .globl  diff_native_return
 diff_native_return:
         xchg    %rdi, diff_saved_state(%rip)
+        mov     %rsp, 32(%rdi)          /* before anything touches the guest's stack */
+        mov     diff_saved_rsp(%rip), %rsp
         pushfq
         popq    128(%rdi)
         cld                             /* the C code after us assumes DF clear */

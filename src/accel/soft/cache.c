@@ -7,11 +7,13 @@
 #include "accel/soft/decode.h"
 #include "accel/soft/exec.h"
 #include "accel/soft/fast.h"
+#include "accel/soft/jit.h"
 
 #include <errno.h>
 #include <stdlib.h>
 
 #define CACHE_HASH_BITS 14
+#define CACHE_PAGE_BITS 12
 #define CACHE_JUMP_BITS 12
 #define CACHE_MAX_BLOCKS (1u << 15)
 #define CACHE_MAX_INSNS (1u << 18)
@@ -19,12 +21,38 @@
 struct soft_cache {
     struct soft_block *hash[1u << CACHE_HASH_BITS];
     struct soft_block *jump[1u << CACHE_JUMP_BITS]; /* direct-mapped front of the hash */
+    /* Blocks by the host page their code came from, so that a write to code finds them
+     * without scanning every block. */
+    struct soft_block *by_page[1u << CACHE_PAGE_BITS];
     struct soft_block *blocks;
     struct soft_insn *insns;
     unsigned nblocks, ninsns;
     uint64_t flushes;
     uint64_t code_lo, code_hi; /* guest range holding decoded code, for cheap invalidation */
+    struct soft_jit *jit;      /* compiled code of the blocks, or NULL (interpreter only) */
 };
+
+static unsigned hash_page(uintptr_t host_page)
+{
+    return (unsigned)((host_page >> 12) ^ (host_page >> (12 + CACHE_PAGE_BITS))) &
+           ((1u << CACHE_PAGE_BITS) - 1);
+}
+
+/* Index b under its page(s), once per bucket (both pages may share one). */
+static void index_by_page(struct soft_cache *c, struct soft_block *b)
+{
+    uintptr_t pages[2] = {b->host_page, b->host_page2};
+    for (unsigned k = 0; k < 2; k++) {
+        b->page_bucket[k] = -1;
+        b->page_next[k] = NULL;
+        if (!pages[k] || (k == 1 && b->page_bucket[0] == (int32_t)hash_page(pages[1])))
+            continue;
+        unsigned h = hash_page(pages[k]);
+        b->page_bucket[k] = (int32_t)h;
+        b->page_next[k] = c->by_page[h];
+        c->by_page[h] = b;
+    }
+}
 
 static unsigned hash_pc(uint64_t pc)
 {
@@ -45,6 +73,7 @@ int soft_cache_create(struct soft_cpu *cpu)
         return -ENOMEM;
     }
     c->code_lo = ~0ull;
+    c->jit = soft_jit_create();
     cpu->cache = c;
     return 0;
 }
@@ -54,6 +83,7 @@ void soft_cache_destroy(struct soft_cpu *cpu)
     struct soft_cache *c = cpu->cache;
     if (!c)
         return;
+    soft_jit_destroy(c->jit);
     free(c->blocks);
     free(c->insns);
     free(c);
@@ -65,11 +95,14 @@ void soft_cache_flush(struct soft_cpu *cpu)
     struct soft_cache *c = cpu->cache;
     memset(c->hash, 0, sizeof(c->hash));
     memset(c->jump, 0, sizeof(c->jump));
+    memset(c->by_page, 0, sizeof(c->by_page));
     c->nblocks = 0;
     c->ninsns = 0;
     c->flushes++;
     c->code_lo = ~0ull;
     c->code_hi = 0;
+    if (c->jit)
+        soft_jit_reset(c->jit);
 }
 
 static uint32_t mode_key(const struct soft_cpu *cpu)
@@ -82,7 +115,8 @@ static uint32_t mode_key(const struct soft_cpu *cpu)
 static struct soft_block *build(struct soft_cpu *cpu, uint64_t pc, uint32_t key)
 {
     struct soft_cache *c = cpu->cache;
-    if (c->nblocks >= CACHE_MAX_BLOCKS || c->ninsns + SOFT_BLOCK_MAX + 1 > CACHE_MAX_INSNS)
+    if (c->nblocks >= CACHE_MAX_BLOCKS || c->ninsns + SOFT_BLOCK_MAX + 1 > CACHE_MAX_INSNS ||
+        (c->jit && !soft_jit_has_room(c->jit)))
         soft_cache_flush(cpu);
     struct soft_block *b = &c->blocks[c->nblocks];
     b->insns = &c->insns[c->ninsns];
@@ -91,6 +125,9 @@ static struct soft_block *build(struct soft_cpu *cpu, uint64_t pc, uint32_t key)
     b->n = 0;
     b->succ[0] = b->succ[1] = NULL;
     b->succ_pc[0] = b->succ_pc[1] = ~0ull;
+    b->jit_body = NULL;
+    b->jit_link[0] = b->jit_link[1] = NULL;
+    b->jit_succ[0] = b->jit_succ[1] = NULL;
     cpu->fetch_host_page = cpu->fetch_host_page2 = 0;
     uint64_t at = pc;
     for (;;) {
@@ -120,6 +157,9 @@ static struct soft_block *build(struct soft_cpu *cpu, uint64_t pc, uint32_t key)
     t->next_rip = at;
     t->imm = (uint64_t)(uintptr_t)b;
     b->end_rip = at;
+    if (!c->jit || cpu->mode != 64 || !soft_jit_compile(cpu, c->jit, b))
+        soft_block_fuse(cpu, b->insns, b->n);
+    index_by_page(c, b);
     c->nblocks++;
     c->ninsns += b->n + 1;
     if (pc < c->code_lo)
@@ -132,11 +172,21 @@ static struct soft_block *build(struct soft_cpu *cpu, uint64_t pc, uint32_t key)
     return b;
 }
 
+/* Make b unreachable: no lookup finds it, no chain enters it, and compiled predecessors
+ * linked to its code leave to the run loop instead. */
+static void drop_block(struct soft_cache *c, struct soft_block *b)
+{
+    b->pc = ~0ull;
+    b->host_page = b->host_page2 = 0;
+    if (b->jit_body && c->jit)
+        soft_jit_unlink_into(c->jit, b);
+}
+
 /* Whether the page of lin translates for fetches to host page host (the TLB entry is kept). */
 static bool fetches_from(struct soft_cpu *cpu, uint64_t lin, uintptr_t host)
 {
     uint64_t page = lin & ~0xfffull;
-    struct soft_tlb_entry *te = &cpu->tlb[(lin >> 12) & (SOFT_TLB_SIZE - 1)];
+    struct soft_tlb_entry *te = &soft_tlb(cpu)[(lin >> 12) & (SOFT_TLB_SIZE - 1)];
     if (te->tag_exec == page)
         return page + te->addend == host;
     struct soft_tlb_entry e = {~0ull, ~0ull, ~0ull, 0};
@@ -181,8 +231,7 @@ struct soft_block *soft_cache_lookup(struct soft_cpu *cpu, uint64_t pc)
         return b;
     }
     if (b) {
-        b->pc = ~0ull; /* decoded from a page no longer mapped here */
-        b->host_page = b->host_page2 = 0;
+        drop_block(c, b); /* decoded from a page no longer mapped here */
     }
     b = build(cpu, pc, key);
     *jp = b;
@@ -200,11 +249,12 @@ static void exit_to_fresh_code(struct soft_cpu *cpu, const struct soft_insn *i)
 void soft_cache_invalidate_host_page(struct soft_cpu *cpu, uintptr_t host_page)
 {
     struct soft_cache *c = cpu->cache;
-    for (unsigned k = 0; k < c->nblocks; k++) {
-        struct soft_block *b = &c->blocks[k];
+    struct soft_block *next;
+    int32_t h = (int32_t)hash_page(host_page);
+    for (struct soft_block *b = c->by_page[h]; b; b = next) {
+        next = b->page_next[b->page_bucket[0] == h ? 0 : 1]; /* b's link in this bucket */
         if (b->host_page == host_page || b->host_page2 == host_page) {
-            b->pc = ~0ull; /* never looked up, never chained into again */
-            b->host_page = b->host_page2 = 0;
+            drop_block(c, b); /* never looked up, never chained into again */
             /* The running block itself: the rest of it may be stale (a store followed by a
              * jump, the SDM's way to modify code, must see the new bytes, and the decoder
              * follows jumps inside a block), so it ends after the storing instruction. */
@@ -224,4 +274,17 @@ int soft_cache_overlaps(struct soft_cpu *cpu, uint64_t addr, uint64_t len)
 uint64_t soft_cache_generation(const struct soft_cpu *cpu)
 {
     return cpu->cache->flushes;
+}
+
+void soft_cache_renew_jit(struct soft_cpu *cpu)
+{
+    struct soft_cache *c = cpu->cache;
+    soft_cache_flush(cpu);
+    soft_jit_destroy(c->jit);
+    c->jit = soft_jit_create();
+}
+
+struct soft_jit *soft_cache_jit(const struct soft_cpu *cpu)
+{
+    return cpu->cache ? cpu->cache->jit : NULL;
 }

@@ -19,6 +19,16 @@ struct soft_block {
     struct soft_block *succ[2];
     uintptr_t host_page; /* host address of the code's page (its physical identity), or 0 */
     uintptr_t host_page2; /* the next page, when the last instruction straddles into it */
+    /* The index of soft_cache_invalidate_host_page(): the bucket (by host page) of each of the
+     * block's two pages, or -1, and the next block in that bucket. */
+    int32_t page_bucket[2];
+    struct soft_block *page_next[2];
+    /* Compiled code (jit.c): the body (entered by a jump from a linked predecessor, whose
+     * frame it shares) or NULL, and the jumps of the static exits that can be linked. */
+    const uint8_t *jit_body;
+    uint8_t *jit_link[2];   /* writable address of each exit's rel32, or NULL */
+    struct soft_block *jit_succ[2]; /* exit's successor on another page (system mode), whose
+                                       mapping its stub checks on every pass, or NULL */
 };
 
 /* The mode bits a block was decoded under: code size, CPL and, outside long mode, the code
@@ -34,6 +44,11 @@ static inline uint32_t soft_block_key(const struct soft_cpu *cpu)
 /* Allocate the cache of cpu (once, at CPU creation); 0 or -ENOMEM. */
 int soft_cache_create(struct soft_cpu *cpu);
 void soft_cache_destroy(struct soft_cpu *cpu);
+/* Drop every block and replace the compiler's code buffer (a forked child must not write
+ * into the one it shares with its parent). */
+void soft_cache_renew_jit(struct soft_cpu *cpu);
+/* The block compiler's state (NULL when blocks are only interpreted). */
+struct soft_jit *soft_cache_jit(const struct soft_cpu *cpu);
 /* Drop every decoded block (code changed, or the storage is full). */
 void soft_cache_flush(struct soft_cpu *cpu);
 /* Increments whenever blocks are dropped; chained successor pointers from an older generation
@@ -58,9 +73,13 @@ bool soft_cache_still_mapped(struct soft_cpu *cpu, const struct soft_block *b);
  * mapping counts from the TLB flush the guest must do anyway. A TLB hit is the common case. */
 static inline bool soft_block_mapped(struct soft_cpu *cpu, const struct soft_block *b)
 {
+    /* vireo-user's owner drops every block when the guest changes its mappings (mmap,
+     * munmap, mprotect, mremap), so a block it still holds is mapped. */
+    if (!cpu->system)
+        return true;
     uint64_t lin = b->pc + (cpu->mode == 64 ? 0 : cpu->seg[SOFT_CS].base);
     uint64_t page = lin & ~0xfffull;
-    const struct soft_tlb_entry *e = &cpu->tlb[(lin >> 12) & (SOFT_TLB_SIZE - 1)];
+    const struct soft_tlb_entry *e = &soft_tlb(cpu)[(lin >> 12) & (SOFT_TLB_SIZE - 1)];
     if (e->tag_exec == page && !b->host_page2)
         return page + e->addend == b->host_page;
     return soft_cache_still_mapped(cpu, b);

@@ -13,9 +13,12 @@
 
 static void tlb_clear(struct soft_cpu *cpu)
 {
-    for (unsigned k = 0; k < SOFT_TLB_SIZE; k++) {
-        cpu->tlb[k].tag_read = cpu->tlb[k].tag_write = cpu->tlb[k].tag_exec = ~0ull;
-        cpu->tlb[k].addend = 0;
+    for (unsigned b = 0; b < 2; b++) {
+        for (unsigned k = 0; k < SOFT_TLB_SIZE; k++) {
+            struct soft_tlb_entry *e = &cpu->tlbs[b][k];
+            e->tag_read = e->tag_write = e->tag_exec = ~0ull;
+            e->addend = 0;
+        }
     }
 }
 
@@ -56,6 +59,11 @@ void soft_cpu_flush_tlb(struct soft_cpu *cpu)
     tlb_clear(cpu);
     if (cpu->cache)
         soft_cache_flush(cpu);
+}
+
+void soft_cpu_forked(struct soft_cpu *cpu)
+{
+    soft_cache_renew_jit(cpu);
 }
 
 void soft_tlb_flush(struct soft_cpu *cpu)
@@ -119,7 +127,7 @@ void soft_cpu_host_fault(struct soft_cpu *cpu, uint64_t addr)
 static int translate(struct soft_cpu *cpu, uint64_t addr, int access, uint8_t **host,
                      uint64_t *gpa)
 {
-    struct soft_tlb_entry *e = &cpu->tlb[(addr >> 12) & (SOFT_TLB_SIZE - 1)];
+    struct soft_tlb_entry *e = &soft_tlb(cpu)[(addr >> 12) & (SOFT_TLB_SIZE - 1)];
     uint64_t page = addr & ~0xfffull;
     uint64_t tag = access == SOFT_ACC_WRITE ? e->tag_write
                    : access == SOFT_ACC_EXEC ? e->tag_exec : e->tag_read;

@@ -198,14 +198,25 @@ struct soft_cpu {
     const struct soft_insn *cur;   /* instruction being executed (for precise faults) */
     volatile int running;          /* inside soft_cpu_run: host faults belong to the guest */
     sigjmp_buf fault_jmp;
-    struct soft_tlb_entry tlb[SOFT_TLB_SIZE];
+    /* The soft TLB, one bank per privilege: [0] for CPL 0-2, [1] for CPL 3 (see soft_tlb()).
+     * Entries grant what the page tables allow at that privilege, so switching between user
+     * and kernel mode (every system call and interrupt) keeps both working sets. */
+    struct soft_tlb_entry tlbs[2][SOFT_TLB_SIZE];
     const struct soft_cpu_ops *ops;
     void *opaque;
     struct soft_cache *cache;
     void *last_block;      /* block whose end returned to the run loop (for chaining) */
     uint32_t chain_budget; /* blocks that may still chain without returning to the loop */
-    uint64_t insn_count; /* instructions retired (blocks are counted whole) */
+    uint64_t insn_count; /* instructions retired (blocks are counted whole; compiled code
+                            counts only in user mode, where vireo-user reports it) */
+    uint64_t jit_scratch; /* compiled code keeps a value here across calls (jit_insn.c) */
 };
+
+/* The TLB bank of the current privilege. */
+static inline struct soft_tlb_entry *soft_tlb(struct soft_cpu *cpu)
+{
+    return cpu->tlbs[cpu->cpl == 3];
+}
 
 /* Set up a CPU in its reset-like state for the given mode (64 = long mode, flat segments).
  * Allocates the decoded-block cache; returns 0 or -ENOMEM. */
@@ -226,6 +237,9 @@ void soft_cpu_set_rflags(struct soft_cpu *cpu, uint64_t rflags);
 void soft_cpu_flush_tlb(struct soft_cpu *cpu);
 /* Drop all translations but keep decoded code (privilege change, CR3 write, INVLPG). */
 void soft_tlb_flush(struct soft_cpu *cpu);
+/* In the child of a fork(): get a code buffer of its own (compiled code lives in memory the
+ * parent shares) and drop all decoded code. Outside soft_cpu_run only. */
+void soft_cpu_forked(struct soft_cpu *cpu);
 /* Forget decoded code in [addr, addr + len): the owner calls it when code pages change. */
 void soft_cpu_invalidate_code(struct soft_cpu *cpu, uint64_t addr, uint64_t len);
 

@@ -31,7 +31,7 @@ static uint8_t fetch8(struct dstate *d)
     if (d->fault)
         return 0;
     if (!d->page || (a & ~0xfffull) != d->page_addr) {
-        struct soft_tlb_entry *te = &d->cpu->tlb[(a >> 12) & (SOFT_TLB_SIZE - 1)];
+        struct soft_tlb_entry *te = &soft_tlb(d->cpu)[(a >> 12) & (SOFT_TLB_SIZE - 1)];
         struct soft_tlb_entry e = *te;
         if (e.tag_exec != (a & ~0xfffull)) {
             /* Not in the TLB for fetches: translate, and keep the result like data misses do

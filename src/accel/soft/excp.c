@@ -37,21 +37,33 @@ static int sys_copy(struct soft_cpu *cpu, uint64_t lin, void *buf, unsigned len,
     uint8_t saved = cpu->sys_access;
     int r = 0;
     /* Descriptor tables, the TSS and delivery stacks are supervisor accesses whatever the CPL;
-     * the owner's tlb_fill checks them so, and the result is not cached in the TLB, whose
-     * entries belong to the current privilege. */
+     * the owner's tlb_fill checks them so, and they go through the supervisor TLB bank, whose
+     * entries grant what supervisor accesses may do (an interrupt from user mode reads the
+     * IDT, GDT and TSS and pushes its frame: without the bank, each is a page walk). */
     cpu->sys_access = 1;
     while (len) {
         unsigned chunk = 4096 - (unsigned)(lin & 0xfff);
         if (chunk > len)
             chunk = len;
-        struct soft_tlb_entry e = {~0ull, ~0ull, ~0ull, 0};
-        r = cpu->ops->tlb_fill(cpu, lin, access, &e);
-        if (r == 0 && (write ? e.tag_write : e.tag_read) != (lin & ~0xfffull)) {
-            cpu->cr2 = lin;
-            r = fail(cpu, SOFT_EXC_PF, write ? SOFT_PF_W : 0);
+        uint64_t page = lin & ~0xfffull;
+        struct soft_tlb_entry *te = &cpu->tlbs[0][(lin >> 12) & (SOFT_TLB_SIZE - 1)];
+        struct soft_tlb_entry e = *te;
+        if ((write ? e.tag_write : e.tag_read) != page) {
+            e = (struct soft_tlb_entry){~0ull, ~0ull, ~0ull, 0};
+            r = cpu->ops->tlb_fill(cpu, lin, access, &e);
+            if (r == 0 && (write ? e.tag_write : e.tag_read) != page) {
+                cpu->cr2 = lin;
+                r = fail(cpu, SOFT_EXC_PF, write ? SOFT_PF_W : 0);
+            }
+            if (r < 0)
+                break;
+            if (r == 1) { /* a device page: not RAM the delivery can use */
+                cpu->cr2 = lin;
+                r = fail(cpu, SOFT_EXC_PF, write ? SOFT_PF_W : 0);
+                break;
+            }
+            *te = e;
         }
-        if (r < 0)
-            break;
         void *host = (void *)(uintptr_t)(lin + e.addend);
         if (write)
             memcpy(host, b, chunk);
@@ -309,7 +321,6 @@ int soft_excp_deliver(struct soft_cpu *cpu, unsigned vector, enum soft_event_kin
         rsp = big ? sp : ((rsp & ~0xffffull) | sp);
     }
 
-    bool user_change = (cpu->cpl == 3) != (ncpl == 3);
     cs.selector = (uint16_t)((sel & ~3u) | ncpl);
     cpu->seg[SOFT_CS] = cs;
     cpu->seg[SOFT_SS] = ss;
@@ -321,7 +332,5 @@ int soft_excp_deliver(struct soft_cpu *cpu, unsigned vector, enum soft_event_kin
     if (!(type & 1))
         rfl &= ~RFL_IF; /* interrupt gate, not trap gate */
     soft_cpu_set_rflags(cpu, rfl);
-    if (user_change)
-        soft_tlb_flush(cpu); /* TLB entries were filled for the old privilege */
-    return 0;
+    return 0; /* the new privilege has its own TLB bank (soft_tlb()) */
 }

@@ -76,9 +76,7 @@ static void state_changed(struct soft_cpu *cpu)
 
 static void set_cpl(struct soft_cpu *cpu, unsigned cpl)
 {
-    if ((cpu->cpl == 3) != (cpl == 3))
-        soft_tlb_flush(cpu); /* TLB entries were granted for the old privilege */
-    cpu->cpl = (uint8_t)cpl;
+    cpu->cpl = (uint8_t)cpl; /* the other privilege has its own TLB bank (soft_tlb()) */
 }
 
 static unsigned iopl(const struct soft_cpu *cpu)

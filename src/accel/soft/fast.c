@@ -597,6 +597,7 @@ void soft_specialize(const struct soft_cpu *cpu, struct soft_insn *i)
             uint8_t t = i->rm;
             i->rm = i->reg;
             i->reg = t;
+            i->op ^= 2; /* and say so: the "r/m, reg" encoding of the same operation */
         }
         i->fn = alu_sets[i->sub].f[w ? 0 : 1];
     } else if (fn == soft_alu_reg_rm && i->sub != 2 && i->sub != 3) {
@@ -623,6 +624,7 @@ void soft_specialize(const struct soft_cpu *cpu, struct soft_insn *i)
             uint8_t t = i->rm;
             i->rm = i->reg;
             i->reg = t;
+            i->op ^= 2; /* 8B -> 89 */
             i->fn = w ? fast_mov_rr64 : fast_mov_rr32;
         } else {
             i->fn = w ? fast_load64 : fast_load32;

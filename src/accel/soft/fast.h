@@ -49,8 +49,11 @@ void soft_fast_alu_describe(const struct soft_fast_sink *out);
 soft_exec_fn soft_fast_flagless_form(const struct soft_insn *i);
 
 /* fast_block.c: within one decoded block, switch instructions whose flags are overwritten
- * before anything reads them to flagless handlers (flags are assumed live at the block's end),
- * then fuse a closing flag producer + Jcc, register-move pairs and PUSH/POP runs. */
+ * before anything reads them to flagless handlers (flags are assumed live at the block's end)
+ * and record in each instruction whether its flags are read later (flags_live). */
 void soft_flags_prune(const struct soft_cpu *cpu, struct soft_insn *insns, unsigned n);
+/* Then, for the interpreter, fuse a closing flag producer + Jcc, register-move pairs and
+ * PUSH/POP runs (compiled blocks skip this: their interpreted runs need unfused handlers). */
+void soft_block_fuse(const struct soft_cpu *cpu, struct soft_insn *insns, unsigned n);
 
 #endif

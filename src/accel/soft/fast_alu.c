@@ -153,6 +153,7 @@ int soft_specialize_alu(struct soft_insn *i)
             uint8_t t = i->rm;
             i->rm = i->reg;
             i->reg = t;
+            i->op ^= 2; /* the "r/m, reg" encoding of the same operation */
         }
     } else if ((fn == soft_test_rm_reg || fn == soft_test_rm_imm) && !i->mem && i->osz < 4) {
         f = (fn == soft_test_rm_reg ? narrow_reg : narrow_imm)[8][sz];

@@ -294,10 +294,13 @@ void soft_flags_prune(const struct soft_cpu *cpu, struct soft_insn *insns, unsig
 {
     /* Walk backwards: flags are live at the end of a block (the next block may read them). */
     int live = 1;
+    for (unsigned k = 0; k < n; k++)
+        insns[k].flags_live = 1;
     if (cpu->mode != 64)
         return;
     for (unsigned k = n; k-- > 0;) {
         struct soft_insn *i = &insns[k];
+        i->flags_live = (uint8_t)live;
         int fx = flag_effect(i);
         if (!live) {
             soft_exec_fn nf = flagless(i->fn);
@@ -314,6 +317,12 @@ void soft_flags_prune(const struct soft_cpu *cpu, struct soft_insn *insns, unsig
         else if (fx == SOFT_FX_READS)
             live = 1;
     }
+}
+
+void soft_block_fuse(const struct soft_cpu *cpu, struct soft_insn *insns, unsigned n)
+{
+    if (cpu->mode != 64)
+        return;
     fuse_branch(insns, n);
     fuse_pairs(insns, n);
     fuse_stack_runs(insns, n);

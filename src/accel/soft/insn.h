@@ -43,6 +43,8 @@ struct soft_insn {
     uint8_t pfx;       /* mandatory prefix index (SOFT_PFX_*) */
     uint8_t sub;       /* ModRM.reg digit or operation selector */
     uint8_t rex;
+    uint8_t flags_live; /* the arithmetic flags are read after this instruction (see
+                           soft_flags_prune; 1 outside 64-bit mode) */
     uint16_t imm2;     /* ENTER's nesting level, far pointers' selector */
 };
 
@@ -126,7 +128,7 @@ static inline bool soft_tlb_try(const struct soft_cpu *cpu, uint64_t addr, unsig
      * instructions instead of extracting the index and scaling it. */
     _Static_assert(sizeof(struct soft_tlb_entry) == 32, "TLB entry size");
     const struct soft_tlb_entry *e =
-        (const struct soft_tlb_entry *)((const char *)cpu->tlb +
+        (const struct soft_tlb_entry *)((const char *)cpu->tlbs[cpu->cpl == 3] +
                                         ((addr >> (12 - 5)) & ((SOFT_TLB_SIZE - 1) << 5)));
     uint64_t tag = access == SOFT_ACC_WRITE ? e->tag_write : e->tag_read;
     *host = (void *)(uintptr_t)(addr + e->addend);

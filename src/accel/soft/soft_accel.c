@@ -19,6 +19,7 @@
 
 #include "accel/soft/cpu.h"
 #include "accel/soft/excp.h"
+#include "accel/soft/jit.h"
 #include "accel/soft/irq.h"
 #include "accel/soft/lapic.h"
 #include "accel/soft/mmu.h"
@@ -366,6 +367,9 @@ static void soft_vcpu_destroy(struct vcpu *vcpu)
     struct soft_vcpu *sv = sv_of(vcpu);
     if (!sv)
         return;
+    const char *stats = getenv("VIREO_SOFT_JIT_STATS");
+    if (stats && stats[0] == '1' && soft_cache_jit(&sv->cpu))
+        soft_jit_print_stats(soft_cache_jit(&sv->cpu), stderr);
     soft_cpu_destroy(&sv->cpu);
     pthread_cond_destroy(&sv->wake);
     pthread_mutex_destroy(&sv->lock);

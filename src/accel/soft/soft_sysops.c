@@ -51,11 +51,12 @@ static void request_flush_tlbs(struct soft_vm *s, struct soft_vcpu *self)
     }
 }
 
-/* Forget write permission for every TLB entry that reaches host page host. */
+/* Forget write permission for every TLB entry (of both privileges) that reaches host page
+ * host. */
 static void drop_write_tags(struct soft_cpu *cpu, const uint8_t *host)
 {
-    for (unsigned k = 0; k < SOFT_TLB_SIZE; k++) {
-        struct soft_tlb_entry *t = &cpu->tlb[k];
+    for (unsigned k = 0; k < 2 * SOFT_TLB_SIZE; k++) {
+        struct soft_tlb_entry *t = &cpu->tlbs[0][0] + k;
         if (t->tag_write != ~0ull && t->tag_write + t->addend == (uint64_t)(uintptr_t)host)
             t->tag_write = ~0ull;
     }
@@ -65,8 +66,8 @@ static void drop_write_tags(struct soft_cpu *cpu, const uint8_t *host)
  * holding code again. */
 static void drop_exec_tags(struct soft_cpu *cpu, const uint8_t *host)
 {
-    for (unsigned k = 0; k < SOFT_TLB_SIZE; k++) {
-        struct soft_tlb_entry *t = &cpu->tlb[k];
+    for (unsigned k = 0; k < 2 * SOFT_TLB_SIZE; k++) {
+        struct soft_tlb_entry *t = &cpu->tlbs[0][0] + k;
         if (t->tag_exec != ~0ull && t->tag_exec + t->addend == (uint64_t)(uintptr_t)host)
             t->tag_exec = ~0ull;
     }

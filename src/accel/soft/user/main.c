@@ -13,6 +13,7 @@
 #include "accel/soft/user/loader.h"
 
 #include "accel/soft/cpu.h"
+#include "accel/soft/jit.h"
 
 #include <asm/prctl.h>
 #include <errno.h>
@@ -100,9 +101,12 @@ static void die_by_signal(int sig)
 
 static void print_stats(void)
 {
-    if (g_stats)
-        fprintf(stderr, "vireo-user: %llu guest instructions\n",
-                (unsigned long long)g_cpu.insn_count);
+    if (!g_stats)
+        return;
+    fprintf(stderr, "vireo-user: %llu guest instructions\n",
+            (unsigned long long)g_cpu.insn_count);
+    if (soft_cache_jit(&g_cpu))
+        soft_jit_print_stats(soft_cache_jit(&g_cpu), stderr);
 }
 
 static int64_t do_arch_prctl(struct soft_cpu *cpu, uint64_t code, uint64_t addr)
@@ -138,6 +142,7 @@ static int64_t do_fork(uint64_t flags, uint64_t parent_tid, uint64_t child_tid)
     if (pid < 0)
         return -errno;
     if (pid == 0) {
+        soft_cpu_forked(&g_cpu);
         if (flags & CLONE_CHILD_SETTID)
             *(pid_t *)(uintptr_t)child_tid = (pid_t)syscall(SYS_gettid);
         if (flags & CLONE_CHILD_CLEARTID)

@@ -1,0 +1,664 @@
+/* Block compiler: the frame around translated instructions (see jit.h).
+ *
+ * Compiled code keeps the CPU pointer in RBX and guest state where the interpreter keeps it
+ * (registers in cpu->regs, lazy flags in cpu->cc_*), so that at every instruction boundary the
+ * state is the interpreter's and the two can hand over anywhere:
+ *   - a run of instructions the translator does not know is entered through its first
+ *     handler; the entry after the run gets a handler that just returns (jit_resume), so the
+ *     threaded handlers come back to the compiled code. A run that ends the block is jumped
+ *     to instead, and the interpreter's branch or terminator chains on from there;
+ *   - faults are precise as in the interpreter: cpu->cur names the instruction before any
+ *     access can fault (before every access in vireo-user, whose host faults are guest
+ *     faults; on the TLB miss path in system mode, where guest RAM never faults the host);
+ *   - a store through the miss path may have rewritten this very block (the system-mode TLB
+ *     keeps no write tag on pages holding decoded code), and so may an interpreted run: the
+ *     block's pc then no longer matches and the code leaves with RIP after the store, as
+ *     the interpreter does.
+ * Two passes: the first only asks the translators which instructions they take (the runs
+ * of the others must be known before the first is emitted), the second emits. */
+#include "accel/soft/jit.h"
+
+#include "accel/soft/exec.h"
+#include "accel/soft/jit_ctx.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define JIT_BUF_SIZE (32u << 20)
+/* Largest code one block can need: 64 instructions of at most ~200 bytes plus their miss
+ * paths, the exits and the chain. */
+#define JIT_BLOCK_RESERVE (48u << 10)
+
+/* The code lives in one shared-memory buffer mapped twice: writable for the compiler and
+ * executable for the CPU, never both at one address. Guest code decides the immediates in
+ * compiled code, so a writable and executable page would hand a guest that found a memory
+ * bug in the VMM a ready place for its own instructions. Jumps within the buffer are
+ * relative, so code written through one view runs unchanged in the other. */
+struct soft_jit {
+    uint8_t *mem, *p, *end; /* the writable view */
+    uint8_t *exec;          /* the executable view of mem */
+    const uint8_t *dead;    /* (executable) where a dropped block's body now jumps */
+    uint8_t *start;         /* where blocks begin, after that exit (kept across resets) */
+    bool profile;           /* count executed interpreted instructions (stats.run_op) */
+    struct soft_jit_stats stats;
+};
+
+static void emit_pop_rbx_ret(struct jx_buf *b);
+
+/* The code every dropped block's body jumps to (soft_jit_unlink_into): leave to the run loop,
+ * which looks the address up afresh. Entered in a block's frame (RBX pushed, RBX = cpu). */
+static void emit_dead_exit(struct soft_jit *j)
+{
+    struct jx_buf b = {.p = j->p, .end = j->end};
+    j->dead = j->exec + (b.p - j->mem);
+    jx_op(&b, 8, 0xc7, 1, 0, jx_m(JIT_CPU, JIT_CPU_OFF(last_block)), false);
+    jx_imm(&b, 0, 4);
+    emit_pop_rbx_ret(&b);
+    j->p = b.p;
+}
+
+struct soft_jit *soft_jit_create(void)
+{
+    const char *env = getenv("VIREO_SOFT_JIT");
+    if (env && env[0] == '0')
+        return NULL;
+    struct soft_jit *j = calloc(1, sizeof(*j));
+    int fd = memfd_create("vireo-jit", MFD_CLOEXEC);
+    if (!j || fd < 0 || ftruncate(fd, JIT_BUF_SIZE) != 0)
+        goto fail;
+    /* NORESERVE: only the pages code is written to are ever committed. */
+    void *w = mmap(NULL, JIT_BUF_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
+    if (w == MAP_FAILED)
+        goto fail;
+    void *x = mmap(NULL, JIT_BUF_SIZE, PROT_READ | PROT_EXEC, MAP_SHARED | MAP_NORESERVE, fd, 0);
+    if (x == MAP_FAILED) {
+        munmap(w, JIT_BUF_SIZE);
+        goto fail;
+    }
+    close(fd);
+    j->mem = j->p = w;
+    j->end = j->mem + JIT_BUF_SIZE;
+    j->exec = x;
+    emit_dead_exit(j);
+    j->start = j->p;
+    const char *prof = getenv("VIREO_SOFT_JIT_PROFILE");
+    j->profile = prof && prof[0] == '1';
+    return j;
+fail:
+    if (fd >= 0)
+        close(fd);
+    free(j);
+    return NULL;
+}
+
+void soft_jit_destroy(struct soft_jit *j)
+{
+    if (!j)
+        return;
+    munmap(j->mem, JIT_BUF_SIZE);
+    munmap(j->exec, JIT_BUF_SIZE);
+    free(j);
+}
+
+void soft_jit_reset(struct soft_jit *j)
+{
+    /* Nothing is written here: a handler called from compiled code may flush the cache, and
+     * that code runs on until it returns to the loop, where the next block is compiled. */
+    j->p = j->start;
+}
+
+bool soft_jit_has_room(const struct soft_jit *j)
+{
+    return (size_t)(j->end - j->p) >= JIT_BLOCK_RESERVE;
+}
+
+const struct soft_jit_stats *soft_jit_stats(const struct soft_jit *j)
+{
+    return &j->stats;
+}
+
+uint64_t soft_jit_carry(struct soft_cpu *cpu)
+{
+    return (uint64_t)soft_carry(cpu);
+}
+
+uint64_t soft_jit_cond(struct soft_cpu *cpu, unsigned cc)
+{
+    return (uint64_t)soft_cond(cpu, cc);
+}
+
+/* Put after an interpreted run: the run's last handler dispatches here, which returns to the
+ * compiled code that called the run. */
+static void jit_resume(struct soft_cpu *cpu, const struct soft_insn *i)
+{
+    (void)cpu;
+    (void)i;
+}
+
+/* --- emit helpers ------------------------------------------------------------------------- */
+
+static void emit_pop_rbx_ret(struct jx_buf *b)
+{
+    jx_byte(b, 0x5b); /* pop rbx */
+    jx_byte(b, 0xc3); /* ret */
+}
+
+static void add_fixup(struct jit_ctx *c, uint8_t **list, unsigned *n, uint8_t *at)
+{
+    if (*n == JIT_MAX_FIXUPS) {
+        c->b.overflow = true; /* more exits than any block has: give the block up */
+        return;
+    }
+    list[(*n)++] = at;
+}
+
+/* cpu->cur = i (through RDX, which the callers have free). */
+static void emit_set_cur(struct jit_ctx *c, const struct soft_insn *i)
+{
+    jx_mov_ri(&c->b, JX_RDX, (uint64_t)(uintptr_t)i);
+    jx_store(&c->b, 8, jx_m(JIT_CPU, JIT_CPU_OFF(cur)), JX_RDX);
+}
+
+/* Jump to the returned rel32 when the block was dropped since it was compiled. Clobbers RAX,
+ * RCX and the host flags. */
+static uint8_t *emit_if_block_dropped(struct jit_ctx *c)
+{
+    jx_mov_ri(&c->b, JX_RAX, (uint64_t)(uintptr_t)&c->blk->pc);
+    jx_mov_ri(&c->b, JX_RCX, c->blk->pc);
+    jx_alu_mr(&c->b, 8, 7, jx_m(JX_RAX, 0), JX_RCX);
+    return jx_jcc_fwd(&c->b, JX_CC_NE);
+}
+
+void jit_emit_call(struct jit_ctx *c, const void *fn)
+{
+    jx_mov_rr(&c->b, JX_RDI, JIT_CPU);
+    jx_call_abs(&c->b, fn);
+}
+
+void jit_emit_set_rip(struct jit_ctx *c, uint64_t v)
+{
+    struct jx_rm rip = jx_m(JIT_CPU, JIT_CPU_OFF(rip));
+    if (jx_fits32((int64_t)v)) {
+        jx_op(&c->b, 8, 0xc7, 1, 0, rip, false);
+        jx_imm(&c->b, v, 4);
+    } else {
+        jx_mov_ri(&c->b, JX_RAX, v);
+        jx_store(&c->b, 8, rip, JX_RAX);
+    }
+}
+
+/* [rbx + off] = v (64-bit), through scratch when v needs more than a sign-extended imm32. */
+static void emit_store_imm64(struct jit_ctx *c, int32_t off, uint64_t v, int scratch)
+{
+    if (jx_fits32((int64_t)v)) {
+        jx_op(&c->b, 8, 0xc7, 1, 0, jx_m(JIT_CPU, off), false);
+        jx_imm(&c->b, v, 4);
+    } else {
+        jx_mov_ri(&c->b, scratch, v);
+        jx_store(&c->b, 8, jx_m(JIT_CPU, off), scratch);
+    }
+}
+
+void jit_emit_cc(struct jit_ctx *c, unsigned op, unsigned size, int res, int a, uint64_t a_imm,
+                 int b, uint64_t b_imm)
+{
+    jx_op(&c->b, 0, 0xc7, 1, 0, jx_m(JIT_CPU, JIT_CPU_OFF(cc_op)), false);
+    jx_imm(&c->b, op + soft_szidx(size), 4);
+    c->last_cc = (int)(op + soft_szidx(size));
+    jx_store(&c->b, 8, jx_m(JIT_CPU, JIT_CPU_OFF(cc_res)), res);
+    if (op == SOFT_CC_LOGIC)
+        return; /* logic flags come from the result alone */
+    if (a != JX_NONE)
+        jx_store(&c->b, 8, jx_m(JIT_CPU, JIT_CPU_OFF(cc_a)), a);
+    else
+        emit_store_imm64(c, JIT_CPU_OFF(cc_a), a_imm, JX_R8);
+    if (b != JX_NONE)
+        jx_store(&c->b, 8, jx_m(JIT_CPU, JIT_CPU_OFF(cc_b)), b);
+    else
+        emit_store_imm64(c, JIT_CPU_OFF(cc_b), b_imm, JX_R8);
+}
+
+void jit_emit_ea(struct jit_ctx *c, const struct soft_insn *i, bool with_seg)
+{
+    struct jx_buf *b = &c->b;
+    int64_t disp = (int64_t)i->disp;
+    bool base = i->base != SOFT_RZERO, index = i->index != SOFT_RZERO;
+    if (!jx_fits32(disp)) {
+        /* LEA only: ADD would change the host flags, which LEA must keep. */
+        jx_mov_ri(b, JX_RSI, (uint64_t)disp);
+        if (base) {
+            jx_load_zx(b, 8, JX_RDI, jit_greg(i->base, 8));
+            jx_op(b, 8, 0x8d, 1, JX_RSI, jx_mx(JX_RSI, JX_RDI, 0, 0), false);
+        }
+        if (index) {
+            jx_load_zx(b, 8, JX_RDI, jit_greg(i->index, 8));
+            jx_op(b, 8, 0x8d, 1, JX_RSI, jx_mx(JX_RSI, JX_RDI, i->scale, 0), false);
+        }
+    } else if (base && index) {
+        jx_load_zx(b, 8, JX_RSI, jit_greg(i->base, 8));
+        jx_load_zx(b, 8, JX_RDI, jit_greg(i->index, 8));
+        jx_op(b, 8, 0x8d, 1, JX_RSI, jx_mx(JX_RSI, JX_RDI, i->scale, (int32_t)disp), false);
+    } else if (base) {
+        jx_load_zx(b, 8, JX_RSI, jit_greg(i->base, 8));
+        if (disp)
+            jx_op(b, 8, 0x8d, 1, JX_RSI, jx_m(JX_RSI, (int32_t)disp), false);
+    } else if (index) {
+        jx_load_zx(b, 8, JX_RDI, jit_greg(i->index, 8));
+        jx_op(b, 8, 0x8d, 1, JX_RSI, jx_mx(JX_NONE, JX_RDI, i->scale, (int32_t)disp), false);
+    } else {
+        jx_mov_ri(b, JX_RSI, (uint64_t)disp);
+    }
+    if (i->asz == 4)
+        jx_op(b, 0, 0x89, 1, JX_RSI, jx_r(JX_RSI), false); /* mov esi, esi */
+    if (with_seg && (i->seg == SOFT_FS || i->seg == SOFT_GS))
+        jx_alu_rm(b, 8, 0, JX_RSI, jx_m(JIT_CPU, JIT_CPU_OFF(seg[i->seg].base)));
+}
+
+/* The inline soft-TLB probe (soft_tlb_try): on a hit RSI becomes the host pointer; the
+ * returned rel32 is the branch taken on a miss. */
+static uint8_t *emit_tlb_probe(struct jit_ctx *c, const struct soft_insn *i, unsigned size,
+                               int access)
+{
+    struct jx_buf *b = &c->b;
+    _Static_assert(sizeof(struct soft_tlb_entry) == 32, "TLB entry size");
+    int32_t tlb = c->tlb_off;
+    int32_t tag = access == SOFT_ACC_WRITE ? (int32_t)offsetof(struct soft_tlb_entry, tag_write)
+                                           : (int32_t)offsetof(struct soft_tlb_entry, tag_read);
+    if (c->user)
+        emit_set_cur(c, i);
+    jx_mov_rr(b, JX_RDI, JX_RSI);
+    jx_op(b, 8, 0xc1, 1, 5, jx_r(JX_RDI), false); /* shr rdi, 7: entry offset, see soft_tlb_try */
+    jx_imm(b, 12 - 5, 1);
+    jx_op(b, 0, 0x81, 1, 4, jx_r(JX_RDI), false); /* and edi, (size - 1) << 5 */
+    jx_imm(b, (SOFT_TLB_SIZE - 1) << 5, 4);
+    jx_op(b, 8, 0x8d, 1, JX_RDX, jx_m(JX_RSI, (int32_t)size - 1), false);
+    jx_alu_mi(b, 8, 4, jx_r(JX_RDX), (uint64_t)-4096);
+    jx_alu_rm(b, 8, 7, JX_RDX, jx_mx(JIT_CPU, JX_RDI, 0, tlb + tag));
+    uint8_t *miss = jx_jcc_fwd(b, JX_CC_NE);
+    jx_alu_rm(b, 8, 0, JX_RSI,
+              jx_mx(JIT_CPU, JX_RDI, 0, tlb + (int32_t)offsetof(struct soft_tlb_entry, addend)));
+    return miss;
+}
+
+static void add_slow(struct jit_ctx *c, uint8_t *miss, const struct soft_insn *i, unsigned kind,
+                     unsigned size, int access)
+{
+    if (c->nslow == JIT_MAX_SLOW) {
+        c->b.overflow = true; /* cannot happen with two accesses per instruction at most */
+        return;
+    }
+    c->slow[c->nslow++] = (struct jit_slow){.jne = miss, .resume = c->b.p, .i = i,
+                                            .kind = (uint8_t)kind, .size = (uint8_t)size,
+                                            .access = (uint8_t)access};
+}
+
+void jit_emit_ptr(struct jit_ctx *c, const struct soft_insn *i, unsigned size, int access)
+{
+    uint8_t *miss = emit_tlb_probe(c, i, size, access);
+    add_slow(c, miss, i, JIT_SLOW_PTR, size, access);
+}
+
+void jit_emit_store(struct jit_ctx *c, const struct soft_insn *i, unsigned size)
+{
+    uint8_t *miss = emit_tlb_probe(c, i, size, SOFT_ACC_WRITE);
+    jx_store(&c->b, size, jx_m(JX_RSI, 0), JX_RAX);
+    add_slow(c, miss, i, JIT_SLOW_STORE, size, SOFT_ACC_WRITE);
+}
+
+static void emit_slow_paths(struct jit_ctx *c)
+{
+    struct jx_buf *b = &c->b;
+    for (unsigned k = 0; k < c->nslow; k++) {
+        const struct jit_slow *s = &c->slow[k];
+        jx_patch(s->jne, b->p);
+        emit_set_cur(c, s->i);
+        jx_mov_rr(b, JX_RDI, JIT_CPU); /* RSI still holds the linear address */
+        jx_mov_ri(b, JX_RDX, s->size);
+        if (s->kind == JIT_SLOW_PTR) {
+            jx_mov_ri(b, JX_RCX, s->access);
+            jx_call_abs(b, (const void *)soft_mem_slow);
+            jx_mov_rr(b, JX_RSI, JX_RAX);
+            if (s->access != SOFT_ACC_WRITE) {
+                jx_patch(jx_jmp_fwd(b), s->resume);
+                continue;
+            }
+        } else {
+            jx_mov_rr(b, JX_RCX, JX_RAX);
+            jx_call_abs(b, (const void *)soft_st_slow);
+        }
+        uint8_t *dropped = emit_if_block_dropped(c); /* keeps RSI */
+        jx_patch(jx_jmp_fwd(b), s->resume);
+        /* The write (a read-modify-write's, about to happen, or a store, done) rewrites this
+         * block, which soft_cache_invalidate_host_page() ended after the instruction: the
+         * instruction's own handler runs it (again, for a store: the same bytes to the same
+         * place, as nothing it reads has changed yet; PUSH and CALL still move RSP and RIP
+         * after it) and leaves through exit_to_fresh_code, or chains on from the block's
+         * end. s->i->fn is still the interpreter's handler while the block is emitted. */
+        jx_patch(dropped, b->p);
+        jx_mov_rr(b, JX_RDI, JIT_CPU);
+        jx_mov_ri(b, JX_RSI, (uint64_t)(uintptr_t)s->i);
+        jx_byte(b, 0x5b); /* pop rbx */
+        jx_jmp_abs(b, (const void *)s->i->fn);
+    }
+}
+
+/* Count the block and spend one unit of the chain budget; when it is spent, leave to the run
+ * loop (which then sees exit requests and interrupts). Only vireo-user reports the count (its
+ * statistics and trace), so system mode saves the update. */
+static void emit_count_and_budget(struct jit_ctx *c)
+{
+    struct jx_buf *b = &c->b;
+    if (c->user)
+        jx_alu_mi(b, 8, 0, jx_m(JIT_CPU, JIT_CPU_OFF(insn_count)), c->blk->n);
+    jx_alu_mi(b, 4, 5, jx_m(JIT_CPU, JIT_CPU_OFF(chain_budget)), 1);
+    add_fixup(c, c->to_loop, &c->nto_loop, jx_jcc_fwd(b, JX_CC_E));
+}
+
+void jit_emit_chain(struct jit_ctx *c)
+{
+    c->ends = true;
+    emit_count_and_budget(c);
+    add_fixup(c, c->to_chain, &c->nto_chain, jx_jmp_fwd(&c->b));
+}
+
+void jit_emit_exit(struct jit_ctx *c, bool set_rip, uint64_t target)
+{
+    c->ends = true;
+    if (set_rip)
+        jit_emit_set_rip(c, target);
+    emit_count_and_budget(c);
+    if (c->nlinks == 2) { /* never: at most a taken and a fall-through exit */
+        c->b.overflow = true;
+        return;
+    }
+    /* Linked later (soft_jit_link_exit) straight into the successor's body; until then the
+     * jump goes to this exit's stub. */
+    c->link[c->nlinks++] = jx_jmp_fwd(&c->b);
+}
+
+/* A stub's fast path for a successor on another page (system mode), which cannot be linked
+ * because the guest may map other code there by the next time: the soft_block_mapped() test
+ * inline, then a jump into the successor's body; anything unusual falls through to the
+ * helper. */
+static void emit_other_page_guard(struct jit_ctx *c, unsigned k)
+{
+    struct jx_buf *b = &c->b;
+    uint8_t *miss[7];
+    unsigned nmiss = 0;
+#define BLK(reg, field) jx_m(reg, (int32_t)offsetof(struct soft_block, field))
+    jx_mov_ri(b, JX_RDX, (uint64_t)(uintptr_t)c->blk);
+    jx_load_zx(b, 8, JX_RCX, BLK(JX_RDX, jit_succ[k]));
+    jx_op(b, 8, 0x85, 1, JX_RCX, jx_r(JX_RCX), false); /* test rcx, rcx */
+    miss[nmiss++] = jx_jcc_fwd(b, JX_CC_E);
+    jx_load_zx(b, 8, JX_RAX, jx_m(JIT_CPU, JIT_CPU_OFF(rip)));
+    jx_alu_rm(b, 8, 7, JX_RAX, BLK(JX_RCX, pc));
+    miss[nmiss++] = jx_jcc_fwd(b, JX_CC_NE);
+    jx_alu_mi(b, 8, 7, BLK(JX_RCX, host_page2), 0);
+    miss[nmiss++] = jx_jcc_fwd(b, JX_CC_NE);
+    /* The exec tag of the page and the host page it maps to. */
+    jx_mov_rr(b, JX_RSI, JX_RAX);
+    jx_op(b, 8, 0xc1, 1, 5, jx_r(JX_RSI), false);
+    jx_imm(b, 12 - 5, 1);
+    jx_op(b, 0, 0x81, 1, 4, jx_r(JX_RSI), false);
+    jx_imm(b, (SOFT_TLB_SIZE - 1) << 5, 4);
+    jx_alu_mi(b, 8, 4, jx_r(JX_RAX), (uint64_t)-4096);
+    int32_t tlb = c->tlb_off;
+    jx_alu_rm(b, 8, 7, JX_RAX,
+              jx_mx(JIT_CPU, JX_RSI, 0, tlb + (int32_t)offsetof(struct soft_tlb_entry, tag_exec)));
+    miss[nmiss++] = jx_jcc_fwd(b, JX_CC_NE);
+    jx_alu_rm(b, 8, 0, JX_RAX,
+              jx_mx(JIT_CPU, JX_RSI, 0, tlb + (int32_t)offsetof(struct soft_tlb_entry, addend)));
+    jx_alu_rm(b, 8, 7, JX_RAX, BLK(JX_RCX, host_page));
+    miss[nmiss++] = jx_jcc_fwd(b, JX_CC_NE);
+    jx_load_zx(b, 8, JX_RAX, BLK(JX_RCX, jit_body));
+    jx_op(b, 8, 0x85, 1, JX_RAX, jx_r(JX_RAX), false);
+    miss[nmiss++] = jx_jcc_fwd(b, JX_CC_E);
+    jx_op(b, 0, 0xff, 1, 4, jx_r(JX_RAX), false); /* jmp rax */
+#undef BLK
+    for (unsigned m = 0; m < nmiss; m++)
+        jx_patch(miss[m], b->p);
+}
+
+/* The tail shared by the block's exits: the stubs of unlinked exits, the generic chain of
+ * soft_chain() (RET, and exits whose successor cannot be linked), and the return to the loop. */
+static void emit_block_tail(struct jit_ctx *c)
+{
+    struct jx_buf *b = &c->b;
+    struct soft_block *blk = c->blk;
+    for (unsigned k = 0; k < c->nlinks; k++) {
+        jx_patch(c->link[k], b->p);
+        if (!c->user)
+            emit_other_page_guard(c, k);
+        jx_mov_rr(b, JX_RDI, JIT_CPU);
+        jx_mov_ri(b, JX_RSI, (uint64_t)(uintptr_t)blk);
+        jx_mov_ri(b, JX_RDX, k);
+        jx_call_abs(b, (const void *)soft_jit_link_exit);
+        jx_op(b, 8, 0x85, 1, JX_RAX, jx_r(JX_RAX), false); /* test rax, rax */
+        add_fixup(c, c->to_chain, &c->nto_chain, jx_jcc_fwd(b, JX_CC_E));
+        jx_op(b, 0, 0xff, 1, 4, jx_r(JX_RAX), false); /* jmp rax: the successor's body */
+    }
+    if (c->nto_chain) {
+        for (unsigned k = 0; k < c->nto_chain; k++)
+            jx_patch(c->to_chain[k], b->p);
+        jx_load_zx(b, 8, JX_RAX, jx_m(JIT_CPU, JIT_CPU_OFF(rip)));
+        jx_mov_ri(b, JX_RDX, (uint64_t)(uintptr_t)blk);
+#define BLK(field) jx_m(JX_RDX, (int32_t)offsetof(struct soft_block, field))
+        jx_alu_rm(b, 8, 7, JX_RAX, BLK(succ_pc[0]));
+        uint8_t *not0 = jx_jcc_fwd(b, JX_CC_NE);
+        jx_load_zx(b, 8, JX_RCX, BLK(succ[0]));
+        uint8_t *have0 = jx_jmp_fwd(b);
+        jx_patch(not0, b->p);
+        jx_alu_rm(b, 8, 7, JX_RAX, BLK(succ_pc[1]));
+        add_fixup(c, c->to_loop, &c->nto_loop, jx_jcc_fwd(b, JX_CC_NE));
+        jx_load_zx(b, 8, JX_RCX, BLK(succ[1]));
+        jx_patch(have0, b->p);
+        /* RCX = the successor: still decoded from this address? */
+        jx_alu_rm(b, 8, 7, JX_RAX, jx_m(JX_RCX, (int32_t)offsetof(struct soft_block, pc)));
+        add_fixup(c, c->to_loop, &c->nto_loop, jx_jcc_fwd(b, JX_CC_NE));
+        jx_alu_rm(b, 8, 6, JX_RAX, BLK(pc));
+        jx_op(b, 8, 0xc1, 1, 5, jx_r(JX_RAX), false); /* shr rax, 12: another page? */
+        jx_imm(b, 12, 1);
+        uint8_t *other = jx_jcc_fwd(b, JX_CC_NE);
+        jx_load_zx(b, 8, JX_RAX, jx_m(JX_RCX, (int32_t)offsetof(struct soft_block, end_rip)));
+        jx_store(b, 8, jx_m(JIT_CPU, JIT_CPU_OFF(rip)), JX_RAX);
+        jx_load_zx(b, 8, JX_RSI, jx_m(JX_RCX, (int32_t)offsetof(struct soft_block, insns)));
+        jx_mov_rr(b, JX_RDI, JIT_CPU);
+        jx_byte(b, 0x5b); /* pop rbx */
+        _Static_assert(offsetof(struct soft_insn, fn) == 0, "fn first");
+        jx_op(b, 0, 0xff, 1, 4, jx_m(JX_RSI, 0), false); /* jmp [rsi]: the successor's entry */
+        jx_patch(other, b->p);
+        jx_mov_rr(b, JX_RDI, JIT_CPU);
+        jx_mov_rr(b, JX_RSI, JX_RDX);
+        jx_mov_rr(b, JX_RDX, JX_RCX);
+        jx_byte(b, 0x5b);
+        jx_jmp_abs(b, (const void *)soft_chain_other_page);
+#undef BLK
+    }
+    if (c->nto_loop) {
+        for (unsigned k = 0; k < c->nto_loop; k++)
+            jx_patch(c->to_loop[k], b->p);
+        jx_mov_ri(b, JX_RAX, (uint64_t)(uintptr_t)blk);
+        jx_store(b, 8, jx_m(JIT_CPU, JIT_CPU_OFF(last_block)), JX_RAX);
+        emit_pop_rbx_ret(b);
+    }
+}
+
+const uint8_t *soft_jit_link_exit(struct soft_cpu *cpu, struct soft_block *b, unsigned k)
+{
+    struct soft_jit *j = soft_cache_jit(cpu);
+    uint64_t pc = cpu->rip;
+    struct soft_block *n = b->succ_pc[0] == pc ? b->succ[0]
+                           : b->succ_pc[1] == pc ? b->succ[1] : NULL;
+    if (!j || !n || n->pc != pc || !n->jit_body || n->key != b->key)
+        return NULL; /* the generic chain (or the run loop) takes it from here */
+    /* Another page may map other code by the next time (system mode: checked every time);
+     * vireo-user's code pages only change with mmap/munmap, which drop every block. */
+    if (((n->pc ^ b->pc) >> 12) && cpu->system) {
+        b->jit_succ[k] = n; /* the stub checks this one inline from now on */
+        return soft_block_mapped(cpu, n) ? n->jit_body : NULL;
+    }
+    if (b->pc != ~0ull && b->jit_link[k]) {
+        /* Both views of the buffer are one mapping apart, so the distance is the same. */
+        uint8_t *at = b->jit_link[k];
+        int32_t rel = (int32_t)((n->jit_body - j->exec) - (at + 4 - j->mem));
+        memcpy(at, &rel, 4);
+        b->jit_link[k] = NULL;
+    }
+    return n->jit_body;
+}
+
+void soft_jit_unlink_into(struct soft_jit *j, struct soft_block *b)
+{
+    /* Its body starts with a 5-byte NOP kept for this: it becomes a jump to the exit that
+     * returns to the loop (RIP already holds the address the predecessor went to). */
+    uint8_t *at = j->mem + (b->jit_body - j->exec);
+    int32_t rel = (int32_t)((j->dead - j->exec) - (at + 5 - j->mem));
+    at[0] = 0xe9;
+    memcpy(at + 1, &rel, 4);
+    b->jit_body = NULL;
+}
+
+/* --- the block ---------------------------------------------------------------------------- */
+
+/* Interpreted instructions [k, m] of the block: called (returning through jit_resume at m + 1)
+ * or, when they end the block, jumped to. */
+static void emit_interpreted(struct jit_ctx *c, struct soft_insn *insns, unsigned k,
+                             unsigned m, const soft_exec_fn *fns)
+{
+    struct jx_buf *b = &c->b;
+    for (unsigned q = k; c->run_op && q <= m; q++) {
+        jx_mov_ri(b, JX_RAX, (uint64_t)(uintptr_t)&c->run_op[insns[q].op & 0x3ff]);
+        jx_alu_mi(b, 8, 0, jx_m(JX_RAX, 0), 1);
+    }
+    jx_mov_rr(b, JX_RDI, JIT_CPU);
+    jx_mov_ri(b, JX_RSI, (uint64_t)(uintptr_t)&insns[k]);
+    if (m + 1 == c->blk->n) {
+        jx_byte(b, 0x5b);
+        jx_jmp_abs(b, (const void *)fns[k]);
+        c->ends = true;
+        return;
+    }
+    jx_call_abs(b, (const void *)fns[k]);
+    uint8_t *dropped = emit_if_block_dropped(c);
+    uint8_t *cont = jx_jmp_fwd(b);
+    /* The run rewrote this block: its store already pointed RIP after itself. */
+    jx_patch(dropped, b->p);
+    emit_pop_rbx_ret(b);
+    jx_patch(cont, b->p);
+}
+
+/* Emit the block: translated instructions where ok[] says so, interpreted runs between. */
+static bool emit_block(struct jit_ctx *c, struct soft_insn *insns, const bool *ok,
+                       const soft_exec_fn *fns)
+{
+    unsigned n = c->blk->n;
+    c->fv = JIT_FLAGS_NONE;
+    c->last_cc = -1;
+    c->nslow = c->nlinks = c->nto_loop = c->nto_chain = 0;
+    c->ends = false;
+    jx_byte(&c->b, 0x53); /* push rbx: also aligns the stack for calls */
+    jx_mov_rr(&c->b, JIT_CPU, JX_RDI);
+    /* The body, where linked predecessors jump in: a NOP to patch when the block is dropped,
+     * and RIP = the fall-through address (the predecessor left its own target there). */
+    c->body = c->b.p;
+    static const uint8_t nop5[] = {0x0f, 0x1f, 0x44, 0x00, 0x00};
+    for (unsigned k = 0; k < sizeof(nop5); k++)
+        jx_byte(&c->b, nop5[k]);
+    jit_emit_set_rip(c, c->blk->end_rip);
+    for (unsigned k = 0; k < n && !c->ends;) {
+        if (ok[k]) {
+            c->fv_in = c->fv;
+            c->fv = JIT_FLAGS_NONE;
+            if (!jit_translate(c, &insns[k]))
+                return false; /* it said yes when asked: never expected */
+            k++;
+            if (k == n && !c->ends)
+                jit_emit_exit(c, false, c->blk->end_rip); /* fell off the end */
+            continue;
+        }
+        unsigned m = k;
+        while (m + 1 < n && !ok[m + 1])
+            m++;
+        emit_interpreted(c, insns, k, m, fns);
+        c->fv = JIT_FLAGS_NONE;
+        c->last_cc = -1;
+        k = m + 1;
+    }
+    emit_slow_paths(c);
+    emit_block_tail(c);
+    return !c->b.overflow;
+}
+
+bool soft_jit_compile(struct soft_cpu *cpu, struct soft_jit *j, struct soft_block *b)
+{
+    bool ok[SOFT_BLOCK_MAX];
+    soft_exec_fn fns[SOFT_BLOCK_MAX];
+    static __thread struct jit_ctx ctx;
+    struct jit_ctx *c = &ctx;
+    unsigned n = b->n, good = 0;
+    if (n == 0 || n > SOFT_BLOCK_MAX || !soft_jit_has_room(j))
+        return false;
+    c->blk = b;
+    c->user = !cpu->system;
+    /* Blocks are keyed by CPL, so the TLB bank their accesses use is known now. */
+    c->tlb_off = JIT_CPU_OFF(tlbs[cpu->cpl == 3]);
+    c->run_op = j->profile ? j->stats.run_op : NULL;
+    /* First learn which instructions translate: an interpreted run's extent must be known
+     * before its call is emitted. */
+    c->dry = true;
+    for (unsigned k = 0; k < n; k++) {
+        fns[k] = b->insns[k].fn;
+        ok[k] = jit_translate(c, &b->insns[k]);
+        good += ok[k];
+        if (!ok[k])
+            j->stats.by_op[b->insns[k].op & 0x3ff]++;
+    }
+    c->dry = false;
+    j->stats.blocks++;
+    j->stats.insns_compiled += good;
+    j->stats.insns_interpreted += n - good;
+    if (good == 0)
+        return false; /* the interpreter alone is as fast */
+    uint8_t *entry = j->p;
+    c->b = (struct jx_buf){.p = j->p, .end = j->end};
+    if (!emit_block(c, b->insns, ok, fns))
+        return false;
+    j->p = c->b.p;
+    /* Interpreted runs in the middle return to the compiled code through jit_resume. */
+    for (unsigned k = 1; k < n; k++) {
+        if (ok[k] && !ok[k - 1])
+            b->insns[k].fn = jit_resume;
+    }
+    b->insns[0].fn = (soft_exec_fn)(void *)(j->exec + (entry - j->mem));
+    b->jit_body = j->exec + (c->body - j->mem);
+    for (unsigned k = 0; k < c->nlinks; k++)
+        b->jit_link[k] = c->link[k];
+    return true;
+}
+
+void soft_jit_print_stats(const struct soft_jit *j, FILE *out)
+{
+    /* For reading the generated code: objdump -D -b binary -mi386:x86-64 FILE (offsets are
+     * those perf reports for the memfd). */
+    const char *dump = getenv("VIREO_SOFT_JIT_DUMP");
+    FILE *f = dump ? fopen(dump, "wb") : NULL;
+    if (f) {
+        fwrite(j->mem, 1, (size_t)(j->p - j->mem), f);
+        fclose(f);
+    }
+    const struct soft_jit_stats *s = &j->stats;
+    fprintf(out, "jit: %llu blocks, %llu instructions compiled, %llu interpreted\n",
+            (unsigned long long)s->blocks, (unsigned long long)s->insns_compiled,
+            (unsigned long long)s->insns_interpreted);
+    uint64_t runs = 0;
+    for (unsigned op = 0; op < 0x400; op++)
+        runs += s->run_op[op];
+    for (unsigned op = 0; op < 0x400; op++) {
+        if ((s->by_op[op] * 200 >= s->insns_interpreted && s->by_op[op]) ||
+            (s->run_op[op] * 100 >= runs && s->run_op[op]))
+            fprintf(out, "jit:   interpreted op %03x: %llu in blocks, %llu executed\n", op,
+                    (unsigned long long)s->by_op[op], (unsigned long long)s->run_op[op]);
+    }
+}
