@@ -823,7 +823,7 @@ const struct family families[] = {
     {.name = "jit", .gen = gen_jit,
      .opcodes = "00-05 08-0D 10-15 18-1D 20-25 28-2D 30-35 38-3D 80 81 83 84 85 A8 A9 F6/F7 /0-3 "
                 "FE/FF /0-1 88-8B C6 C7 B0-BF 8D 63 0F B6 B7 BE BF C0 C1 D0-D3 50-5F 0F 40-4F "
-                "0F 90-9F 0F AF 69 6B 0F C8-CF 90 0F 1F 70-7F 0F 80-8F EB E8 C3, with 87 0F BA/4 "
+                "0F 90-9F 0F AF 69 6B 0F C8-CF 90 0F 1F 70-7F 0F 80-8F EB E8 C3 FF/2,4, with 87 0F BA/4 "
                 "F0 01 F5 F8 F9 6A 68 66 50/58 interpreted between them; all memory forms, "
                 "67, FS/GS (sequences as one block)"},
     {.name = "smc", .gen = gen_smc,

@@ -751,9 +751,59 @@ static void i_branch_over(struct rng *r, struct gen *g, const struct jstate *s)
 
 /* CALL to the next instruction, which pops the return address; or a RET to the next
  * instruction through a pushed LEA of it. */
+/* lea d, [rip + len]: d = the address len bytes after this LEA. */
+static void lea_rip(struct gen *g, unsigned d, unsigned len)
+{
+    emit(g, 0x48 | ((d & 8) ? 4 : 0));
+    emit(g, 0x8d);
+    emit(g, 0x05 | (d & 7) << 3);
+    emit_n(g, len, 4);
+}
+
+/* CALL/JMP through a register or memory (FF /2, /4) to the next instruction. */
+static void i_indirect(struct rng *r, struct gen *g)
+{
+    unsigned d = dreg(r), rex = (d & 8) ? 1 : 0;
+    switch (rn(r, 3)) {
+    case 0: /* lea d, next; jmp d */
+        lea_rip(g, d, 2 + rex);
+        if (rex)
+            emit(g, 0x41);
+        emit(g, 0xff);
+        emit(g, 0xe0 | (d & 7));
+        break;
+    case 1: /* lea d, next; call d; pop d (the return address) */
+        lea_rip(g, d, 2 + rex);
+        if (rex)
+            emit(g, 0x41);
+        emit(g, 0xff);
+        emit(g, 0xd0 | (d & 7));
+        if (rex)
+            emit(g, 0x41);
+        emit(g, 0x58 + (d & 7));
+        break;
+    default: /* lea d, next; push d; jmp [rsp]; pop d */
+        lea_rip(g, d, 1 + rex + 3);
+        if (rex)
+            emit(g, 0x41);
+        emit(g, 0x50 + (d & 7));
+        emit(g, 0xff);
+        emit(g, 0x24);
+        emit(g, 0x24);
+        if (rex)
+            emit(g, 0x41);
+        emit(g, 0x58 + (d & 7));
+        break;
+    }
+}
+
 static void i_call_ret(struct rng *r, struct gen *g)
 {
     unsigned d = dreg(r);
+    if (rn(r, 4) == 0) {
+        i_indirect(r, g);
+        return;
+    }
     if (rn(r, 2)) {
         emit(g, 0xe8);
         emit_n(g, 0, 4);
@@ -856,6 +906,22 @@ static void one(struct rng *r, struct gen *g, struct jstate *s)
     }
 }
 
+/* End a sequence with Jcc cc over `lea d, [d + 1]` and run it as one block, comparing the
+ * flags it leaves defined. */
+static void close_block(struct rng *r, struct gen *g, const struct jstate *s, int cc)
+{
+    emit(g, 0x70 + (unsigned)cc);
+    emit(g, 4);
+    unsigned d = dreg(r);
+    emit(g, 0x48 | ((d & 8) ? 5 : 0)); /* lea d, [d + 1] */
+    emit(g, 0x8d);
+    emit(g, 0x40 | (d & 7) << 3 | (d & 7));
+    emit(g, 1);
+    g->fmask = F_ALL & ~s->undef;
+    g->block = 1;
+    g->jit_regs = 1;
+}
+
 void gen_jit(struct rng *r, struct gen *g)
 {
     struct jstate s = {0, 0};
@@ -879,16 +945,7 @@ void gen_jit(struct rng *r, struct gen *g)
         s.undef &= ~F_CF;
         cc = 2 + (int)rn(r, 2);
     }
-    emit(g, 0x70 + (unsigned)cc);
-    emit(g, 4);
-    unsigned d = dreg(r);
-    emit(g, 0x48 | ((d & 8) ? 5 : 0)); /* lea d, [d + 1] */
-    emit(g, 0x8d);
-    emit(g, 0x40 | (d & 7) << 3 | (d & 7));
-    emit(g, 1);
-    g->fmask = F_ALL & ~s.undef;
-    g->block = 1;
-    g->jit_regs = 1;
+    close_block(r, g, &s, cc);
     g->what = "jit sequence (as one block)";
 }
 
@@ -964,16 +1021,7 @@ void gen_smc(struct rng *r, struct gen *g)
         s.undef &= ~F_CF;
         cc = 2;
     }
-    emit(g, 0x70 + (unsigned)cc);
-    emit(g, 4);
-    unsigned e = dreg(r);
-    emit(g, 0x48 | ((e & 8) ? 5 : 0));
-    emit(g, 0x8d);
-    emit(g, 0x40 | (e & 7) << 3 | (e & 7));
-    emit(g, 1);
-    g->fmask = F_ALL & ~s.undef;
-    g->block = 1;
-    g->jit_regs = 1;
+    close_block(r, g, &s, cc);
     g->smc = 1;
     g->what = "store into a later instruction of the block";
 }

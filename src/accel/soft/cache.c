@@ -213,6 +213,24 @@ bool soft_cache_still_mapped(struct soft_cpu *cpu, const struct soft_block *b)
     return !b->host_page2 || fetches_from(cpu, (lin | 0xfffull) + 1, b->host_page2);
 }
 
+struct soft_block *soft_cache_find(struct soft_cpu *cpu, uint64_t pc)
+{
+    struct soft_cache *c = cpu->cache;
+    uint32_t key = mode_key(cpu);
+    unsigned slot = (unsigned)((pc ^ (pc >> CACHE_JUMP_BITS)) & ((1u << CACHE_JUMP_BITS) - 1));
+    struct soft_block *b = c->jump[slot];
+    if (!b || b->pc != pc || b->key != key) {
+        for (b = c->hash[hash_pc(pc)]; b; b = b->next) {
+            if (b->pc == pc && b->key == key)
+                break;
+        }
+    }
+    if (!b || !soft_block_mapped(cpu, b))
+        return NULL;
+    c->jump[slot] = b;
+    return b;
+}
+
 struct soft_block *soft_cache_lookup(struct soft_cpu *cpu, uint64_t pc)
 {
     struct soft_cache *c = cpu->cache;

@@ -59,6 +59,9 @@ uint64_t soft_cache_generation(const struct soft_cpu *cpu);
 void soft_cache_invalidate_host_page(struct soft_cpu *cpu, uintptr_t host_page);
 /* Whether [addr, addr + len) may hold decoded code. */
 int soft_cache_overlaps(struct soft_cpu *cpu, uint64_t addr, uint64_t len);
+/* The block starting at pc for the current mode if one is decoded and still mapped, else NULL;
+ * never decodes (compiled code calls it while it runs). */
+struct soft_block *soft_cache_find(struct soft_cpu *cpu, uint64_t pc);
 /* The block starting at pc, decoding it if needed; raises the guest fault if its first
  * instruction cannot be fetched. */
 struct soft_block *soft_cache_lookup(struct soft_cpu *cpu, uint64_t pc);

@@ -451,7 +451,7 @@ static void emit_block_tail(struct jit_ctx *c)
         uint8_t *have0 = jx_jmp_fwd(b);
         jx_patch(not0, b->p);
         jx_alu_rm(b, 8, 7, JX_RAX, BLK(succ_pc[1]));
-        add_fixup(c, c->to_loop, &c->nto_loop, jx_jcc_fwd(b, JX_CC_NE));
+        uint8_t *unknown = jx_jcc_fwd(b, JX_CC_NE);
         jx_load_zx(b, 8, JX_RCX, BLK(succ[1]));
         jx_patch(have0, b->p);
         /* RCX = the successor: still decoded from this address? */
@@ -474,6 +474,17 @@ static void emit_block_tail(struct jit_ctx *c)
         jx_mov_rr(b, JX_RDX, JX_RCX);
         jx_byte(b, 0x5b);
         jx_jmp_abs(b, (const void *)soft_chain_other_page);
+        /* Neither remembered successor (returns, jump tables): ask the cache. */
+        jx_patch(unknown, b->p);
+        jx_mov_rr(b, JX_RDI, JIT_CPU);
+        jx_mov_ri(b, JX_RSI, (uint64_t)(uintptr_t)blk);
+        jx_call_abs(b, (const void *)soft_jit_find_next);
+        jx_op(b, 8, 0x85, 1, JX_RAX, jx_r(JX_RAX), false); /* test rax, rax */
+        add_fixup(c, c->to_loop, &c->nto_loop, jx_jcc_fwd(b, JX_CC_E));
+        jx_load_zx(b, 8, JX_RSI, jx_m(JX_RAX, (int32_t)offsetof(struct soft_block, insns)));
+        jx_mov_rr(b, JX_RDI, JIT_CPU);
+        jx_byte(b, 0x5b);
+        jx_op(b, 0, 0xff, 1, 4, jx_m(JX_RSI, 0), false); /* jmp [rsi] */
 #undef BLK
     }
     if (c->nto_loop) {
@@ -507,6 +518,20 @@ const uint8_t *soft_jit_link_exit(struct soft_cpu *cpu, struct soft_block *b, un
         b->jit_link[k] = NULL;
     }
     return n->jit_body;
+}
+
+struct soft_block *soft_jit_find_next(struct soft_cpu *cpu, struct soft_block *b)
+{
+    struct soft_block *n = soft_cache_find(cpu, cpu->rip);
+    if (!n)
+        return NULL;
+    /* Remember it as b's most recent successor, as the run loop would. */
+    b->succ_pc[1] = b->succ_pc[0];
+    b->succ[1] = b->succ[0];
+    b->succ_pc[0] = n->pc;
+    b->succ[0] = n;
+    cpu->rip = n->end_rip;
+    return n;
 }
 
 void soft_jit_unlink_into(struct soft_jit *j, struct soft_block *b)

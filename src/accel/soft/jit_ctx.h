@@ -105,5 +105,9 @@ uint64_t soft_jit_cond(struct soft_cpu *cpu, unsigned cc);
  * body when that is compiled and on the same page, and return the body to jump to; NULL
  * sends the exit through the generic chain. */
 const uint8_t *soft_jit_link_exit(struct soft_cpu *cpu, struct soft_block *b, unsigned k);
+/* The generic chain found neither remembered successor of b for cpu->rip: the decoded block
+ * there if the cache has one that may run now (RIP then set to its end, as entering it needs),
+ * else NULL (the run loop looks further, decoding if it must). */
+struct soft_block *soft_jit_find_next(struct soft_cpu *cpu, struct soft_block *b);
 
 #endif

@@ -121,22 +121,47 @@ static bool t_alu(struct jit_ctx *c, const struct soft_insn *i, unsigned op, boo
     return true;
 }
 
+/* How emit_unary() runs the host's own one-operand instruction. */
+struct unary_op {
+    uint8_t opc8, opc; /* opcode of the byte form and of the others */
+    uint8_t digit;     /* ModRM.reg */
+    bool count_imm;    /* an imm8 count follows (imm) */
+    bool count_cl;     /* the count is the guest's CL (masked into RCX, loaded after the probe) */
+    uint8_t imm;
+};
+
+/* The one-operand read-modify-write forms: RSI = the host pointer of a memory operand, RAX =
+ * the operand (RDX = a copy when keep), the host instruction on RAX, the result stored back. */
+static void emit_unary(struct jit_ctx *c, const struct soft_insn *i, const struct unary_op *u,
+                       bool keep)
+{
+    unsigned size = i->osz;
+    if (i->mem) {
+        jit_emit_ea(c, i, true);
+        jit_emit_ptr(c, i, size, SOFT_ACC_WRITE);
+    }
+    if (u->count_cl) {
+        jx_load_zx(&c->b, 1, JX_RCX, jit_greg(SOFT_RCX, 1));
+        jx_op(&c->b, 0, 0x83, 1, 4, jx_r(JX_RCX), false); /* and ecx, count mask */
+        jx_imm(&c->b, size == 8 ? 63 : 31, 1);
+    }
+    jx_load_zx(&c->b, size, JX_RAX, rm_operand(i, size));
+    if (keep)
+        jx_mov_rr(&c->b, JX_RDX, JX_RAX);
+    jx_op(&c->b, size == 1 ? 0 : size, size == 1 ? u->opc8 : u->opc, 1, u->digit, jx_r(JX_RAX),
+          size == 1);
+    if (u->count_imm)
+        jx_imm(&c->b, u->imm, 1);
+    store_rm(c, i, size);
+}
+
 /* NOT and NEG (F6/F7 /2, /3). */
 static bool t_not_neg(struct jit_ctx *c, const struct soft_insn *i)
 {
     ACCEPT(c);
     unsigned size = i->osz;
     bool neg = i->sub == 3, live = neg && i->flags_live;
-    if (i->mem) {
-        jit_emit_ea(c, i, true);
-        jit_emit_ptr(c, i, size, SOFT_ACC_WRITE);
-    }
-    jx_load_zx(&c->b, size, JX_RAX, rm_operand(i, size));
-    if (live)
-        jx_mov_rr(&c->b, JX_RDX, JX_RAX);
-    jx_op(&c->b, size == 1 ? 0 : size, size == 1 ? 0xf6 : 0xf7, 1, i->sub, jx_r(JX_RAX),
-          size == 1);
-    store_rm(c, i, size);
+    emit_unary(c, i, &(struct unary_op){.opc8 = 0xf6, .opc = 0xf7, .digit = i->sub}, live);
     if (live)
         jit_emit_cc(c, SOFT_CC_SUB, size, JX_RAX, JX_NONE, 0, JX_RDX, 0);
     c->fv = neg ? JIT_FLAGS_ALL : i->mem ? JIT_FLAGS_NONE : c->fv_in;
@@ -185,16 +210,7 @@ static bool t_incdec(struct jit_ctx *c, const struct soft_insn *i)
         emit_carry(c);
         jx_store(&c->b, 8, jx_m(JIT_CPU, scratch), JX_RAX);
     }
-    if (i->mem) {
-        jit_emit_ea(c, i, true);
-        jit_emit_ptr(c, i, size, SOFT_ACC_WRITE);
-    }
-    jx_load_zx(&c->b, size, JX_RAX, rm_operand(i, size));
-    if (live)
-        jx_mov_rr(&c->b, JX_RDX, JX_RAX);
-    jx_op(&c->b, size == 1 ? 0 : size, size == 1 ? 0xfe : 0xff, 1, i->sub, jx_r(JX_RAX),
-          size == 1);
-    store_rm(c, i, size);
+    emit_unary(c, i, &(struct unary_op){.opc8 = 0xfe, .opc = 0xff, .digit = i->sub}, live);
     if (live) {
         jx_load_zx(&c->b, 8, JX_RCX, jx_m(JIT_CPU, scratch));
         jit_emit_cc(c, i->sub ? SOFT_CC_DEC : SOFT_CC_INC, size, JX_RAX, JX_RDX, 0, JX_RCX, 0);
@@ -212,17 +228,8 @@ static bool t_shift(struct jit_ctx *c, const struct soft_insn *i)
     if (sub == 2 || sub == 3 || count == 0 || (rotate && live))
         return false; /* RCL/RCR; a zero count changes nothing, not even flags */
     ACCEPT(c);
-    if (i->mem) {
-        jit_emit_ea(c, i, true);
-        jit_emit_ptr(c, i, size, SOFT_ACC_WRITE);
-    }
-    jx_load_zx(&c->b, size, JX_RAX, rm_operand(i, size));
-    if (live)
-        jx_mov_rr(&c->b, JX_RDX, JX_RAX);
-    jx_op(&c->b, size == 1 ? 0 : size, size == 1 ? 0xc0 : 0xc1, 1, sub == 6 ? 4 : sub,
-          jx_r(JX_RAX), size == 1);
-    jx_imm(&c->b, count, 1);
-    store_rm(c, i, size);
+    emit_unary(c, i, &(struct unary_op){.opc8 = 0xc0, .opc = 0xc1, .digit = sub == 6 ? 4 : sub,
+                                        .count_imm = true, .imm = (uint8_t)count}, live);
     if (live) {
         unsigned cc = sub == 5 ? SOFT_CC_SHR : sub == 7 ? SOFT_CC_SAR : SOFT_CC_SHL;
         jit_emit_cc(c, cc, size, JX_RAX, JX_RDX, 0, JX_NONE, count);
@@ -240,19 +247,8 @@ static bool t_shift_cl(struct jit_ctx *c, const struct soft_insn *i)
     if (sub == 2 || sub == 3 || (rotate && live))
         return false;
     ACCEPT(c);
-    if (i->mem) {
-        jit_emit_ea(c, i, true);
-        jit_emit_ptr(c, i, size, SOFT_ACC_WRITE);
-    }
-    jx_load_zx(&c->b, 1, JX_RCX, jit_greg(SOFT_RCX, 1));
-    jx_op(&c->b, 0, 0x83, 1, 4, jx_r(JX_RCX), false); /* and ecx, count mask */
-    jx_imm(&c->b, size == 8 ? 63 : 31, 1);
-    jx_load_zx(&c->b, size, JX_RAX, rm_operand(i, size));
-    if (live)
-        jx_mov_rr(&c->b, JX_RDX, JX_RAX);
-    jx_op(&c->b, size == 1 ? 0 : size, size == 1 ? 0xd2 : 0xd3, 1, sub == 6 ? 4 : sub,
-          jx_r(JX_RAX), size == 1);
-    store_rm(c, i, size);
+    emit_unary(c, i, &(struct unary_op){.opc8 = 0xd2, .opc = 0xd3, .digit = sub == 6 ? 4 : sub,
+                                        .count_cl = true}, live);
     if (live) {
         jx_byte(&c->b, 0xe3); /* jrcxz: a zero count keeps the old record */
         jx_byte(&c->b, 0);
@@ -497,6 +493,31 @@ static bool t_branch(struct jit_ctx *c, const struct soft_insn *i)
     }
 }
 
+/* CALL and JMP through a register or memory (FF /2, /4): RIP from the operand, then the
+ * generic chain. The target is read first and kept in cpu->jit_scratch across the push, whose
+ * miss path may call out: a fault on either leaves the state as before the instruction. */
+static bool t_indirect(struct jit_ctx *c, const struct soft_insn *i)
+{
+    if (!is_last(c, i) || i->osz != 8)
+        return false;
+    ACCEPT(c);
+    struct jx_rm rip = jx_m(JIT_CPU, JIT_CPU_OFF(rip));
+    if (i->mem) {
+        jit_emit_ea(c, i, true);
+        jit_emit_ptr(c, i, 8, SOFT_ACC_READ);
+    }
+    jx_load_zx(&c->b, 8, JX_RAX, rm_operand(i, 8));
+    if (i->sub == 2) {
+        jx_store(&c->b, 8, jx_m(JIT_CPU, JIT_CPU_OFF(jit_scratch)), JX_RAX);
+        jx_mov_ri(&c->b, JX_RAX, i->next_rip);
+        push_rax(c, i);
+        jx_load_zx(&c->b, 8, JX_RAX, jx_m(JIT_CPU, JIT_CPU_OFF(jit_scratch)));
+    }
+    jx_store(&c->b, 8, rip, JX_RAX);
+    jit_emit_chain(c);
+    return true;
+}
+
 bool jit_translate(struct jit_ctx *c, const struct soft_insn *i)
 {
     if (i->lock || i->fn == soft_exec_ud || (i->mem && i->asz != 8 && i->asz != 4))
@@ -519,7 +540,9 @@ bool jit_translate(struct jit_ctx *c, const struct soft_insn *i)
             return t_alu(c, i, ALU_AND, true);
         return i->sub < 4 ? t_not_neg(c, i) : false;
     case 0xfe: case 0xff:
-        return i->sub < 2 ? t_incdec(c, i) : false;
+        if (i->sub < 2)
+            return t_incdec(c, i);
+        return op == 0xff && (i->sub == 2 || i->sub == 4) && t_indirect(c, i);
     case 0x88: case 0x89: case 0x8a: case 0x8b:
         return t_mov(c, i);
     case 0xc6: case 0xc7:
