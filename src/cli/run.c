@@ -53,7 +53,8 @@ static const char run_usage[] =
     "  --initrd PATH          initial ramdisk\n"
     "  --cmdline STR          kernel command line\n"
     "  --cpus N               vCPUs, 1..255 (default 1)\n"
-    "  --memory SIZE          guest RAM, e.g. 512M or 4G; a bare number is MiB (default 256M)\n"
+    "  --memory SIZE[,shared=on]  guest RAM, e.g. 512M or 4G; a bare number is MiB (default\n"
+    "                         256M); shared=on: in a memfd (no huge pages on most hosts)\n"
     "  --accel auto|kvm|soft  CPU accelerator (default auto)\n"
     "  --cpu-model baseline|host  CPU features shown to the guest (default baseline)\n"
     "  --console stdio|file=PATH|none|virtio  where the console goes (default stdio); virtio:\n"
@@ -139,6 +140,30 @@ static int parse_disk(struct run_options *o, const char *arg)
     o->io.ndisks++;
     o->io_strings[o->nio_strings++] = copy;
     return 0;
+}
+
+/* SIZE[,shared=on|off]: shared=on puts RAM in a memfd (vmm/memory.h says when that is wanted). */
+static int parse_memory(struct run_options *o, const char *arg)
+{
+    const char *comma = strchr(arg, ',');
+    size_t len = comma ? (size_t)(comma - arg) : strlen(arg);
+    char size_str[32];
+    uint64_t size;
+    if (len < sizeof(size_str)) {
+        memcpy(size_str, arg, len);
+        size_str[len] = '\0';
+    }
+    if (len >= sizeof(size_str) || size_parse(size_str, 1ULL << 20, &size) < 0 ||
+        size < GUEST_MEM_MIN || size > GUEST_MEM_MAX || size % 4096)
+        return usage_error("--memory %s: must be a size from 16M to 1T, e.g. 512M", arg);
+    o->vm.mem_size = size;
+    if (!comma)
+        return 0;
+    if (strcmp(comma + 1, "shared=on") == 0 || strcmp(comma + 1, "shared=off") == 0) {
+        o->vm.mem_shared = strcmp(comma + 1, "shared=on") == 0;
+        return 0;
+    }
+    return usage_error("--memory %s: unknown or bad option '%s' (shared=on|off)", arg, comma + 1);
 }
 
 static int parse_mac(const char *s, uint8_t mac[6])
@@ -230,12 +255,9 @@ static int parse_options(int argc, char **argv, struct run_options *o)
             break;
         }
         case 'm': {
-            uint64_t size;
-            if (size_parse(optarg, 1ULL << 20, &size) < 0 || size < GUEST_MEM_MIN ||
-                size > GUEST_MEM_MAX || size % 4096)
-                return usage_error("--memory %s: must be a size from 16M to 1T, e.g. 512M",
-                                   optarg);
-            o->vm.mem_size = size;
+            int rc = parse_memory(o, optarg);
+            if (rc)
+                return rc;
             break;
         }
         case 'C':

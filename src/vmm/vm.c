@@ -120,7 +120,8 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, const struct boot_inpu
         snprintf(why, why_len, "eventfd: %s", strerror(errno));
         return -errno;
     }
-    int rc = guest_mem_create(&vm->mem, cfg->mem_size, cfg->name);
+    int rc = cfg->mem_shared ? guest_mem_create_shared(&vm->mem, cfg->mem_size, cfg->name)
+                             : guest_mem_create(&vm->mem, cfg->mem_size, cfg->name);
     if (rc < 0) {
         snprintf(why, why_len, "cannot allocate %llu MiB of guest RAM: %s",
                  (unsigned long long)(cfg->mem_size >> 20), strerror(-rc));

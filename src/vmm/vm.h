@@ -27,6 +27,7 @@ struct vm_config {
     const char *cmdline;        /* "" if none */
     unsigned ncpus;
     uint64_t mem_size;
+    bool mem_shared;            /* RAM in a memfd instead of anonymous memory (memory.h) */
     enum cpu_model cpu_model;
     const struct accel_ops *accel;
     bool debug_exit;            /* the isa-debug-exit style port at 0xf4 */

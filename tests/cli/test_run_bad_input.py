@@ -108,7 +108,8 @@ def test_initrd_larger_than_ram(tmp_files):
     assert_one_line_error(p, EXIT_USAGE, "initrd", "larger than guest RAM")
 
 
-@pytest.mark.parametrize("size", ["0", "1K", "999T", "12Q", "-5", "abc"])
+@pytest.mark.parametrize("size", ["0", "1K", "999T", "12Q", "-5", "abc", "64M,", "64M,shared=maybe",
+                                  "64M,shared=on,shared=on", ",shared=on", "1" * 40 + ",shared=on"])
 def test_bad_memory_sizes(size):
     p = run(["--kernel", str(GUEST), "--memory", size])
     assert_one_line_error(p, EXIT_USAGE, "--memory")
