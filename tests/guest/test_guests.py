@@ -88,9 +88,13 @@ def test_poweroff(run_guest):
     assert "FAIL" not in run.stdout, run.describe()
 
 
-def test_triple_fault(run_guest):
-    run = run_guest("triple_fault").wait()
-    assert "triple_fault: loading an empty IDT" in run.stdout, run.describe()
+@pytest.mark.parametrize("idt", ["empty", "on_device"])
+def test_triple_fault(run_guest, idt):
+    # on_device: the IDT lies at an unassigned address of the PCI window; a VMM that took the
+    # page's guest-physical address as a host offset copied from or to a bogus host address.
+    run = run_guest("triple_fault", cmdline="idt_on_device" if idt == "on_device" else "").wait()
+    what = "an IDT at device address" if idt == "on_device" else "an empty IDT"
+    assert f"triple_fault: loading {what}" in run.stdout, run.describe()
     assert "FAIL" not in run.stdout and "PASS" not in run.stdout, run.describe()
     if VMM == "vireo":
         run.expect(1)
