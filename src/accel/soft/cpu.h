@@ -113,7 +113,7 @@ struct soft_tlb_entry {
     uint64_t addend;
 };
 
-#define SOFT_TLB_BITS 10
+#define SOFT_TLB_BITS 8
 #define SOFT_TLB_SIZE (1u << SOFT_TLB_BITS)
 
 enum soft_access { SOFT_ACC_READ = 1, SOFT_ACC_WRITE = 2, SOFT_ACC_EXEC = 4 };
