@@ -166,6 +166,12 @@ uint64_t virtio_cfg64(struct vdev *d, unsigned off)
 static void vq_publish(struct vq *vq, uint16_t head)
 {
     uint16_t idx = vq->mem->avail.idx;
+    /* EVENT_IDX: an interrupt for the next used entry beyond those consumed. Set here, before
+     * the device can see the request: set after consuming an entry (as this did), the update
+     * could land between the device's used-index store and its read of used_event, and the
+     * device then rightly skipped the interrupt for an entry the driver had already seen,
+     * while the tests wait for one interrupt per request. */
+    ((volatile uint16_t *)vq->mem->avail.ring)[vq->size] = vq->last_used;
     vq->mem->avail.ring[idx % vq->size] = head;
     __atomic_thread_fence(__ATOMIC_RELEASE);
     *(volatile uint16_t *)&vq->mem->avail.idx = (uint16_t)(idx + 1);
@@ -222,8 +228,6 @@ int vq_wait(struct vq *vq, uint32_t *len, unsigned long spins)
             if (len)
                 *len = vq->mem->used.ring[slot].len;
             vq->last_used++;
-            /* Ask for an interrupt at the next one (EVENT_IDX drivers). */
-            ((volatile uint16_t *)vq->mem->avail.ring)[vq->size] = vq->last_used;
             return id;
         }
         cpu_relax();
