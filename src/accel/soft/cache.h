@@ -28,7 +28,7 @@ struct soft_block {
     const uint8_t *jit_body;
     uint8_t *jit_link[2];   /* writable address of each exit's rel32, or NULL */
     struct soft_block *jit_succ[2]; /* exit's successor on another page (system mode), whose
-                                       mapping its stub checks on every pass, or NULL */
+                                       mapping its link path checks on every pass, or NULL */
 };
 
 /* The mode bits a block was decoded under: code size, CPL and, outside long mode, the code

@@ -374,11 +374,11 @@ void jit_emit_exit(struct jit_ctx *c, bool set_rip, uint64_t target)
         return;
     }
     /* Linked later (soft_jit_link_exit) straight into the successor's body; until then the
-     * jump goes to this exit's stub. */
+     * jump goes to this exit's link path (emitted after the block). */
     c->link[c->nlinks++] = jx_jmp_fwd(&c->b);
 }
 
-/* A stub's fast path for a successor on another page (system mode), which cannot be linked
+/* A link path's fast path for a successor on another page (system mode), which cannot be linked
  * because the guest may map other code there by the next time: the soft_block_mapped() test
  * inline, then a jump into the successor's body; anything unusual falls through to the
  * helper. */
@@ -421,7 +421,7 @@ static void emit_other_page_guard(struct jit_ctx *c, unsigned k)
         jx_patch(miss[m], b->p);
 }
 
-/* The tail shared by the block's exits: the stubs of unlinked exits, the generic chain of
+/* The tail shared by the block's exits: the link paths of unlinked exits, the generic chain of
  * soft_chain() (RET, and exits whose successor cannot be linked), and the return to the loop. */
 static void emit_block_tail(struct jit_ctx *c)
 {
@@ -507,7 +507,7 @@ const uint8_t *soft_jit_link_exit(struct soft_cpu *cpu, struct soft_block *b, un
     /* Another page may map other code by the next time (system mode: checked every time);
      * vireo-user's code pages only change with mmap/munmap, which drop every block. */
     if (((n->pc ^ b->pc) >> 12) && cpu->system) {
-        b->jit_succ[k] = n; /* the stub checks this one inline from now on */
+        b->jit_succ[k] = n; /* the link path checks this one inline from now on */
         return soft_block_mapped(cpu, n) ? n->jit_body : NULL;
     }
     if (b->pc != ~0ull && b->jit_link[k]) {
