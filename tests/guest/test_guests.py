@@ -155,16 +155,21 @@ def test_apic_priority(run_guest):
                "apic_priority: step tpr: ok", "PASS: apic_priority")
 
 
+def kvm_is_emulated(accel):
+    """KVM served by kvm_pvm (no VT-x/AMD-V) runs kernel-mode guest code in its instruction
+    emulator, which lacks some instructions."""
+    sysmod = Path("/sys/module")
+    return (accel == "kvm" and (sysmod / "kvm_pvm").exists()
+            and not (sysmod / "kvm_intel").exists() and not (sysmod / "kvm_amd").exists())
+
+
 @pytest.mark.parametrize("cpus", [1, 2])
 def test_code_patching(run_guest, accel, cpus):
     # With 2 vCPUs a software CPU drops every decoded block on any write to code (other vCPUs
     # may run it), which hides a missed per-page invalidation: steps 1-3 run on 1 vCPU too.
-    # KVM served by kvm_pvm (no VT-x/AMD-V) runs the guest's kernel-mode code in its instruction
-    # emulator, which stops at an int3 in long mode ("emulation failure"): there the guest writes
-    # text_poke_bp's int3 but never executes it.
-    sysmod = Path("/sys/module")
-    emulated_kvm = (accel == "kvm" and (sysmod / "kvm_pvm").exists()
-                    and not (sysmod / "kvm_intel").exists() and not (sysmod / "kvm_amd").exists())
+    # KVM's instruction emulator stops at an int3 in long mode ("emulation failure"): there the
+    # guest writes text_poke_bp's int3 but never executes it.
+    emulated_kvm = kvm_is_emulated(accel)
     # remap: blocks are keyed by virtual address, and one whose page was remapped must not run.
     # in_block: a store into the next instruction of its own block (P6 and later see it).
     steps = ["1 self_modifying", "1b self_modifying_in_block", "2a text_poke", "2b text_poke_bp",
@@ -182,3 +187,19 @@ def test_code_patching(run_guest, accel, cpus):
             run.describe()
         assert "text_poke_bp: first byte written: #BP 2, result 0x7e47bbbb" in run.stdout, \
             run.describe()
+
+
+def test_atomics(run_guest, accel):
+    # Two vCPUs run LOCKed read-modify-writes on shared counters at once; none may lose an
+    # update. The software CPU gets enough rounds that a non-atomic form loses some (its
+    # CMPXCHG16B once did, in most runs of a million rounds); KVM's instruction emulator is
+    # slow and cannot run CMPXCHG16B at all.
+    cmdline = "cpus=2 " + ("rounds=1000000" if accel == "soft" else "rounds=20000")
+    if kvm_is_emulated(accel):
+        cmdline += " no_cmpxchg16b"
+    run = run_guest("atomics", cmdline=cmdline, cpus=2).wait()
+    want = 2 * (1000000 if accel == "soft" else 20000)
+    run.expect(PASS, f"atomics: xadd {want} of {want}", f"atomics: xchg spinlock {want} of {want}",
+               "PASS: atomics")
+    if not kvm_is_emulated(accel):
+        assert f"atomics: cmpxchg16b {want} of {want}" in run.stdout, run.describe()

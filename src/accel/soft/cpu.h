@@ -113,7 +113,11 @@ struct soft_tlb_entry {
     uint64_t addend;
 };
 
+/* Entries per bank, as a power of two; EXTRA_CFLAGS=-DSOFT_TLB_BITS=N builds another size to
+ * compare. */
+#ifndef SOFT_TLB_BITS
 #define SOFT_TLB_BITS 8
+#endif
 #define SOFT_TLB_SIZE (1u << SOFT_TLB_BITS)
 
 enum soft_access { SOFT_ACC_READ = 1, SOFT_ACC_WRITE = 2, SOFT_ACC_EXEC = 4 };

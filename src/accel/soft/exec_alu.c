@@ -605,9 +605,11 @@ SOFT_HANDLER(soft_cmpxchg8b16b)
                                 cpu->regs[SOFT_RAX];
         unsigned __int128 nv = ((unsigned __int128)cpu->regs[SOFT_RCX] << 64) |
                                cpu->regs[SOFT_RBX];
-        unsigned __int128 cur = *p;
-        if (cur == exp) {
-            *p = nv;
+        /* Always atomic, LOCK or not: Linux's SLUB updates a slab's freelist and counters with
+         * LOCK CMPXCHG16B from several CPUs at once (a plain read-compare-write here let two
+         * vCPUs both win, and the guest found objects freed twice). */
+        unsigned __int128 cur = exp;
+        if (soft_cas16(p, &cur, nv)) {
             soft_flags_store(cpu, f | SOFT_ZF);
         } else {
             cpu->regs[SOFT_RAX] = (uint64_t)cur;

@@ -198,6 +198,21 @@ static inline void soft_stp(void *p, unsigned osz, uint64_t v)
     }
 }
 
+/* CMPXCHG16B's 16-byte compare-and-swap as the host's own LOCK CMPXCHG16B (every x86-64 host
+ * that runs the block compiler has it): one atomic access, as other vCPU threads must see it.
+ * Returns nonzero on success; *old becomes what memory held either way. */
+static inline int soft_cas16(unsigned __int128 *p, unsigned __int128 *old, unsigned __int128 v)
+{
+    uint64_t lo = (uint64_t)*old, hi = (uint64_t)(*old >> 64);
+    bool ok;
+    __asm__ volatile("lock cmpxchg16b %1"
+                     : "=@ccz"(ok), "+m"(*p), "+a"(lo), "+d"(hi)
+                     : "b"((uint64_t)v), "c"((uint64_t)(v >> 64))
+                     : "memory");
+    *old = ((unsigned __int128)hi << 64) | lo;
+    return ok;
+}
+
 /* Host-atomic compare-and-swap for LOCKed forms; returns nonzero if *p was old and is now v. */
 static inline int soft_casp(void *p, unsigned osz, uint64_t old, uint64_t v)
 {
