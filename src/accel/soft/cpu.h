@@ -116,7 +116,7 @@ struct soft_tlb_entry {
 /* Entries per bank, as a power of two; EXTRA_CFLAGS=-DSOFT_TLB_BITS=N builds another size to
  * compare. */
 #ifndef SOFT_TLB_BITS
-#define SOFT_TLB_BITS 8
+#define SOFT_TLB_BITS 10
 #endif
 #define SOFT_TLB_SIZE (1u << SOFT_TLB_BITS)
 
