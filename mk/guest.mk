@@ -20,7 +20,7 @@ GUEST_LDFLAGS := -nostdlib -static -no-pie -Wl,-T,$(GUEST_SRC_DIR)/guest.ld -Wl,
 # the startup benchmark measures the VMM, not the runtime.
 GUEST_C_NAMES   := boot memmap serial pci rtc acpi smp exceptions poweroff triple_fault reboot \
                    exit_status panic pio_loop virtio_rng virtio_blk virtio_net \
-                   virtio_console code_patching apic_priority atomics
+                   virtio_console code_patching apic_priority atomics tlb
 GUEST_ASM_NAMES := quick_exit
 GUEST_ELFS      := $(patsubst %,$(GUEST_OUT)/%.elf,$(GUEST_C_NAMES) $(GUEST_ASM_NAMES))
 

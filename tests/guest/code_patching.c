@@ -78,16 +78,6 @@ typedef uint32_t (*code_fn1)(uint32_t);
 #define OP_NOP     0x90
 #define OP_INT3    0xcc
 
-static inline void invlpg(uint64_t va)
-{
-    __asm__ volatile("invlpg (%0)" : : "r"(va) : "memory");
-}
-
-static inline void write_cr4(uint64_t v)
-{
-    __asm__ volatile("mov %0, %%cr4" : : "r"(v) : "memory");
-}
-
 static uint64_t pa(const void *p)
 {
     return (uint64_t)(uintptr_t)p; /* low memory is identity-mapped */

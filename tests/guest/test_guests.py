@@ -203,3 +203,12 @@ def test_atomics(run_guest, accel):
                "PASS: atomics")
     if not kvm_is_emulated(accel):
         assert f"atomics: cmpxchg16b {want} of {want}" in run.stdout, run.describe()
+
+
+def test_tlb(run_guest):
+    # Each flush the way Linux does it reaches what it must: CR3 writes non-global pages,
+    # INVLPG a global page and every 4 KiB piece of a 2 MiB page, a CR4.PGE toggle everything.
+    run = run_guest("tlb").wait()
+    run.expect(PASS, "tlb: step 1 cr3_nonglobal: ok", "tlb: step 2 invlpg_global: ok",
+               "tlb: step 3 pge_toggle: ok", "tlb: step 4 invlpg_large: ok",
+               "tlb: step 5 invlpg_other: ok", "PASS: tlb")

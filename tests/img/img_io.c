@@ -8,9 +8,10 @@
  *       Endless batches of writes; after each batch, flush and print "flushed N" (N = ops so far).
  *   vireo-img-io mark IMG OFF LEN BYTE
  *       Write LEN bytes of value BYTE at OFF and flush.
- *   vireo-img-io bench IMG OPS read|write [seq]
+ *   vireo-img-io bench IMG OPS read|write [seq] [direct]
  *       4 KiB random requests at queue depth 32 (not a test: prints IOPS). With "seq", the
- *       offsets go up 4 KiB per request and wrap at the end, as `qemu-img bench` issues them.
+ *       offsets go up 4 KiB per request and wrap at the end, as `qemu-img bench` issues them;
+ *       with "direct", the image is opened with O_DIRECT (cache=none, as virtio-blk runs it).
  *   vireo-img-io verify SEED N IMG [BASE]
  *       Replay the writer's first N ops in memory (over BASE's content, else zeros) and compare
  *       with IMG, ignoring what the next batch may have touched. Exit 0 if equal.
@@ -317,13 +318,20 @@ static void bench_issue(struct bench_ctx *b, int slot)
 }
 
 /* 4 KiB random (or sequential) reads or writes at queue depth 32: prints requests per second. */
-static int cmd_bench(const char *img, uint64_t ops, bool write, bool seq)
+static int cmd_bench(const char *img, uint64_t ops, bool write, bool seq, bool direct)
 {
     struct timespec t0, t1;
     struct bench_ctx b = {.rng = 42, .left = ops, .write = write, .seq = seq};
-    if (open_dev(img, write, &b.bd) < 0)
+    struct block_open_opts oo = {.flags = (write ? BLOCK_OPEN_RDWR : 0) |
+                                          (direct ? BLOCK_OPEN_DIRECT : 0)};
+    if (block_open(img, &oo, &b.bd) < 0) {
+        fprintf(stderr, "%s\n", block_last_error());
         return 1;
-    b.bufs = calloc(32, 4096);
+    }
+    /* Aligned buffers, so that O_DIRECT takes them without a bounce. */
+    if (posix_memalign((void **)&b.bufs, 4096, 32 * 4096))
+        return 1;
+    memset(b.bufs, 0, 32 * 4096);
     b.iov = calloc(32, sizeof(*b.iov));
     b.reqs = calloc(32, sizeof(*b.reqs));
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -365,9 +373,20 @@ int main(int argc, char **argv)
     if (argc == 6 && !strcmp(argv[1], "mark"))
         return cmd_mark(argv[2], strtoull(argv[3], NULL, 0), strtoull(argv[4], NULL, 0),
                         (int)strtol(argv[5], NULL, 0));
-    if ((argc == 5 || (argc == 6 && !strcmp(argv[5], "seq"))) && !strcmp(argv[1], "bench"))
-        return cmd_bench(argv[2], strtoull(argv[3], NULL, 0), !strcmp(argv[4], "write"),
-                         argc == 6);
+    if (argc >= 5 && argc <= 7 && !strcmp(argv[1], "bench")) {
+        bool seq = false, direct = false, bad = false;
+        for (int i = 5; i < argc; i++) {
+            if (!strcmp(argv[i], "seq"))
+                seq = true;
+            else if (!strcmp(argv[i], "direct"))
+                direct = true;
+            else
+                bad = true;
+        }
+        if (!bad)
+            return cmd_bench(argv[2], strtoull(argv[3], NULL, 0), !strcmp(argv[4], "write"), seq,
+                             direct);
+    }
     if (argc >= 6 && !strcmp(argv[1], "workload"))
         return cmd_workload(strtoull(argv[2], NULL, 0), strtol(argv[3], NULL, 0), argv[4],
                             argv[5], argc > 6 && !strcmp(argv[6], "discard"));

@@ -200,7 +200,7 @@ static bool fetches_from(struct soft_cpu *cpu, uint64_t lin, uintptr_t host)
         cpu->exc_error = error;
         return false;
     }
-    *te = e;
+    soft_tlb_install(cpu, te, &e);
     return page + e.addend == host;
 }
 

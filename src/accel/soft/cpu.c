@@ -11,13 +11,72 @@
 #include <errno.h>
 #include <string.h>
 
+static void tlb_drop(struct soft_tlb_entry *e)
+{
+    e->tag_read = e->tag_write = e->tag_exec = ~0ull;
+    e->addend = 0;
+}
+
 static void tlb_clear(struct soft_cpu *cpu)
 {
+    for (unsigned k = 0; k < 2 * SOFT_TLB_SIZE; k++)
+        tlb_drop(&cpu->tlbs[0][0] + k);
+    memset(cpu->tlb_attr, 0, sizeof(cpu->tlb_attr));
+    cpu->tlb_any_global = cpu->tlb_any_large = false;
+}
+
+/* The guest page an entry translates (its tags all name the same one), or -1. */
+static uint64_t tlb_entry_page(const struct soft_tlb_entry *e)
+{
+    return e->tag_read != ~0ull ? e->tag_read : e->tag_write != ~0ull ? e->tag_write : e->tag_exec;
+}
+
+void soft_tlb_install(struct soft_cpu *cpu, struct soft_tlb_entry *te,
+                      const struct soft_tlb_entry *e)
+{
+    *te = *e;
+    uint8_t attr = cpu->fill_attr;
+    (&cpu->tlb_attr[0][0])[te - &cpu->tlbs[0][0]] = attr;
+    cpu->tlb_any_global |= (attr & SOFT_TLB_GLOBAL) != 0;
+    cpu->tlb_any_large |= (attr & SOFT_TLB_LARGE) != 0;
+}
+
+void soft_tlb_flush_nonglobal(struct soft_cpu *cpu)
+{
+    if (!cpu->tlb_any_global) {
+        tlb_clear(cpu);
+        return;
+    }
+    /* Kernel mappings are global under Linux: every process switch keeps them, as hardware
+     * does, instead of walking the kernel's working set again. */
+    const uint8_t *attr = &cpu->tlb_attr[0][0];
+    for (unsigned k = 0; k < 2 * SOFT_TLB_SIZE; k++) {
+        if (!(attr[k] & SOFT_TLB_GLOBAL)) {
+            tlb_drop(&cpu->tlbs[0][0] + k);
+            (&cpu->tlb_attr[0][0])[k] = 0;
+        }
+    }
+}
+
+void soft_tlb_flush_page(struct soft_cpu *cpu, uint64_t lin)
+{
+    unsigned idx = (unsigned)(lin >> 12) & (SOFT_TLB_SIZE - 1);
     for (unsigned b = 0; b < 2; b++) {
-        for (unsigned k = 0; k < SOFT_TLB_SIZE; k++) {
-            struct soft_tlb_entry *e = &cpu->tlbs[b][k];
-            e->tag_read = e->tag_write = e->tag_exec = ~0ull;
-            e->addend = 0;
+        tlb_drop(&cpu->tlbs[b][idx]);
+        cpu->tlb_attr[b][idx] = 0;
+    }
+    if (!cpu->tlb_any_large)
+        return;
+    /* A large page sits in the TLB as many 4 KiB entries, and INVLPG at any address in it
+     * drops the whole translation: drop every large-page entry in lin's 1 GiB (the largest
+     * page), which may be more than needed, never less. */
+    uint64_t region = lin >> 30;
+    for (unsigned k = 0; k < 2 * SOFT_TLB_SIZE; k++) {
+        uint8_t *attr = &cpu->tlb_attr[0][0] + k;
+        struct soft_tlb_entry *e = &cpu->tlbs[0][0] + k;
+        if ((*attr & SOFT_TLB_LARGE) && (tlb_entry_page(e) >> 30) == region) {
+            tlb_drop(e);
+            *attr = 0;
         }
     }
 }
@@ -149,7 +208,7 @@ static int translate(struct soft_cpu *cpu, uint64_t addr, int access, uint8_t **
         cpu->cr2 = addr;
         soft_raise(cpu, SOFT_EXC_PF, access == SOFT_ACC_WRITE ? 0x6 : 0x4);
     }
-    *e = ne;
+    soft_tlb_install(cpu, e, &ne);
     *host = (uint8_t *)(uintptr_t)(addr + ne.addend);
     return 0;
 }

@@ -122,6 +122,12 @@ struct soft_tlb_entry {
 
 enum soft_access { SOFT_ACC_READ = 1, SOFT_ACC_WRITE = 2, SOFT_ACC_EXEC = 4 };
 
+/* Attributes of a TLB entry's translation (cpu->tlb_attr). */
+enum soft_tlb_attr {
+    SOFT_TLB_GLOBAL = 1, /* G with CR4.PGE: survives CR3 writes */
+    SOFT_TLB_LARGE = 2,  /* part of a page larger than 4 KiB, which INVLPG drops whole */
+};
+
 struct soft_cpu;
 struct soft_cache;
 
@@ -206,6 +212,13 @@ struct soft_cpu {
      * Entries grant what the page tables allow at that privilege, so switching between user
      * and kernel mode (every system call and interrupt) keeps both working sets. */
     struct soft_tlb_entry tlbs[2][SOFT_TLB_SIZE];
+    /* What each entry's translation was (SOFT_TLB_GLOBAL, SOFT_TLB_LARGE), parallel to tlbs
+     * and kept apart from them so the inline probes' entries stay 32 bytes: CR3 writes keep
+     * global entries and INVLPG drops every entry of a large page. */
+    uint8_t tlb_attr[2][SOFT_TLB_SIZE];
+    uint8_t fill_attr;      /* set by the owner's tlb_fill: the attributes of its answer */
+    bool tlb_any_global;    /* some entry may have SOFT_TLB_GLOBAL (since the last full flush) */
+    bool tlb_any_large;     /* likewise SOFT_TLB_LARGE */
     const struct soft_cpu_ops *ops;
     void *opaque;
     struct soft_cache *cache;
@@ -239,8 +252,16 @@ void soft_cpu_set_rflags(struct soft_cpu *cpu, uint64_t rflags);
 
 /* Drop all translations (after the owner changed mappings) and all decoded code. */
 void soft_cpu_flush_tlb(struct soft_cpu *cpu);
-/* Drop all translations but keep decoded code (privilege change, CR3 write, INVLPG). */
+/* Drop all translations but keep decoded code (CR0/CR4/EFER paging changes). */
 void soft_tlb_flush(struct soft_cpu *cpu);
+/* Drop the translations that are not global (a CR3 write). */
+void soft_tlb_flush_nonglobal(struct soft_cpu *cpu);
+/* Drop the translations of the page holding lin, of any size (INVLPG). */
+void soft_tlb_flush_page(struct soft_cpu *cpu, uint64_t lin);
+/* Put e (just filled by the owner's tlb_fill, whose attributes are in cpu->fill_attr) into the
+ * TLB slot te. */
+void soft_tlb_install(struct soft_cpu *cpu, struct soft_tlb_entry *te,
+                      const struct soft_tlb_entry *e);
 /* In the child of a fork(): get a code buffer of its own (compiled code lives in memory the
  * parent shares) and drop all decoded code. Outside soft_cpu_run only. */
 void soft_cpu_forked(struct soft_cpu *cpu);

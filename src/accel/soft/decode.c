@@ -42,7 +42,7 @@ static uint8_t fetch8(struct dstate *d)
                 d->fault = r < 0 ? r : -SOFT_EXC_PF;
                 return 0;
             }
-            *te = e;
+            soft_tlb_install(d->cpu, te, &e);
         }
         d->page_addr = a & ~0xfffull;
         d->page = (const uint8_t *)(uintptr_t)(d->page_addr + e.addend);

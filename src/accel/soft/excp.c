@@ -62,7 +62,7 @@ static int sys_copy(struct soft_cpu *cpu, uint64_t lin, void *buf, unsigned len,
                 r = fail(cpu, SOFT_EXC_PF, write ? SOFT_PF_W : 0);
                 break;
             }
-            *te = e;
+            soft_tlb_install(cpu, te, &e);
         }
         void *host = (void *)(uintptr_t)(lin + e.addend);
         if (write)

@@ -146,7 +146,7 @@ SOFT_HANDLER(soft_mov_to_cr)
         /* Decoded blocks stay: each is checked against the new translation of its address
          * before it runs (soft_block_mapped), so code shared between address spaces, such as
          * the same program's pages in two processes, is decoded once. */
-        soft_tlb_flush(cpu);
+        soft_tlb_flush_nonglobal(cpu);
         break;
     case 4: write_cr4(cpu, v); break;
     case 8:
@@ -215,7 +215,7 @@ SOFT_HANDLER(soft_lmsw)
 SOFT_HANDLER(soft_invlpg)
 {
     need_cpl0(cpu);
-    soft_tlb_flush(cpu); /* the TLB is small: dropping it all is cheaper than searching */
+    soft_tlb_flush_page(cpu, soft_ea(cpu, i, 1));
 }
 
 SOFT_HANDLER(soft_cache_nop)

@@ -104,6 +104,8 @@ static int cpu_tlb_fill(struct soft_cpu *cpu, uint64_t vaddr, int access,
     }
     e->addend = (uint64_t)(uintptr_t)host - vpage;
     e->tag_read = vpage;
+    cpu->fill_attr = (uint8_t)((w.global ? SOFT_TLB_GLOBAL : 0) |
+                               (w.page_size > 4096 ? SOFT_TLB_LARGE : 0));
     uint64_t bit;
     uint64_t *code = page_bit(s, s->code, gpage, &bit);
     if (access == SOFT_ACC_EXEC && w.exec) {
