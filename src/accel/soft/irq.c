@@ -207,6 +207,8 @@ struct soft_irq *soft_irq_create(const struct soft_irq_config *cfg)
         errno = ENOMEM;
         return NULL;
     }
+    if (cfg->timer_programmed)
+        pit_set_programmed(r->pit, cfg->timer_programmed, cfg->opaque);
     return r;
 }
 

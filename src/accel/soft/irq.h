@@ -142,6 +142,9 @@ struct soft_irq_config {
     void (*kick)(void *opaque, unsigned cpu);
     void (*on_init)(void *opaque, unsigned cpu);
     void (*on_sipi)(void *opaque, unsigned cpu, uint8_t vector);
+    /* A machine-wide timer was programmed: soft_irq_next_deadline_ns() may be earlier (NULL:
+     * nobody sleeps on it). */
+    void (*timer_programmed)(void *opaque);
     void *opaque;
 };
 

@@ -274,6 +274,14 @@ static void pit_write(void *opaque, uint64_t offset, uint64_t data, unsigned siz
     else
         count_write(pit, &pit->ch[offset], (uint8_t)data, now);
     pthread_mutex_unlock(&pit->lock);
+    if (pit->programmed)
+        pit->programmed(pit->programmed_opaque);
+}
+
+void pit_set_programmed(struct pit *pit, void (*fn)(void *opaque), void *opaque)
+{
+    pit->programmed = fn;
+    pit->programmed_opaque = opaque;
 }
 
 static uint64_t port61_read(void *opaque, uint64_t offset, unsigned size)

@@ -58,6 +58,8 @@ struct pit {
     struct irq_line irq0;
     struct pit_channel ch[3];
     bool speaker;
+    void (*programmed)(void *opaque); /* see pit_set_programmed() */
+    void *programmed_opaque;
 };
 
 /* Allocate the PIT in its power-on state (no channel programmed); irq0 is pulsed on channel 0's
@@ -67,6 +69,9 @@ struct pit *pit_create(const struct soft_clock *clock, const struct irq_line *ir
 void pit_destroy(struct pit *pit);
 /* Back to the power-on state: no channel programmed, gate 2 low, speaker off. */
 void pit_reset(struct pit *pit);
+/* fn(opaque) runs after every write to the PIT's ports (outside its lock), so that whoever
+ * sleeps until pit_next_deadline_ns() can look again. */
+void pit_set_programmed(struct pit *pit, void (*fn)(void *opaque), void *opaque);
 /* Register 0x40-0x43 and 0x61. Returns 0 or -errno. */
 int pit_attach(struct pit *pit, struct bus *pio);
 

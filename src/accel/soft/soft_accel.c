@@ -11,11 +11,14 @@
 #include "accel/soft/soft_machine.h"
 
 #include <errno.h>
+#include <linux/futex.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "accel/soft/cpu.h"
 #include "accel/soft/excp.h"
@@ -28,9 +31,11 @@
 #include "vmm/vcpu.h"
 #include "vmm/vm.h"
 
-/* The timer thread sleeps at most this long, so that a deadline the guest just programmed is
- * seen without a wake-up protocol between LAPIC writes and the thread. */
-#define TIMER_MAX_SLEEP_NS 1000000ull
+/* The timer thread sleeps until the earliest deadline, and never longer than this: a safety
+ * net only, as every write that programs a timer pokes it (soft_timer_poke()). An idle guest
+ * then costs a wake-up every 100 ms, where the thread once woke every millisecond to look for
+ * new deadlines (2.4% of a host core per idle VM). */
+#define TIMER_MAX_SLEEP_NS 100000000ull
 
 static void wake_vcpu(struct soft_vcpu *sv)
 {
@@ -71,12 +76,36 @@ static void bus_on_sipi(void *opaque, unsigned cpu, uint8_t vector)
 
 /* --- the machine timer thread -------------------------------------------------------------- */
 
+static void timer_wake(struct soft_vm *s)
+{
+    __atomic_fetch_add(&s->timer_seq, 1, __ATOMIC_SEQ_CST);
+    syscall(SYS_futex, &s->timer_seq, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+/* The protocol with the timer thread: the thread clears timer_until and reads timer_seq before
+ * it reads any deadline, publishes timer_until after, and sleeps only while timer_seq is
+ * unchanged. A poker stores its deadline, then reads timer_until: if the thread read the old
+ * deadline, the poker sees either 0 (still looking: it must wake it) or the published time,
+ * and bumps timer_seq when its deadline is earlier, which ends or prevents the sleep. */
+void soft_timer_poke(struct soft_vm *s, uint64_t deadline_ns)
+{
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    uint64_t until = __atomic_load_n(&s->timer_until, __ATOMIC_SEQ_CST);
+    if (until != 0 && deadline_ns >= until)
+        return;
+    timer_wake(s);
+}
+
 static void *timer_thread(void *arg)
 {
     struct soft_vm *s = arg;
     struct vm *vm = s->vm;
     pthread_setname_np(pthread_self(), "soft-timer");
     while (!s->timer_stop) {
+        __atomic_store_n(&s->timer_until, 0, __ATOMIC_SEQ_CST);
+        uint32_t seq = __atomic_load_n(&s->timer_seq, __ATOMIC_SEQ_CST);
+        if (__atomic_load_n(&s->timer_stop, __ATOMIC_SEQ_CST))
+            break; /* asked after the loop's test, before seq was read */
         uint64_t now = soft_now_ns();
         soft_irq_tick(s->irq, now);
         uint64_t next = soft_irq_next_deadline_ns(s->irq);
@@ -93,14 +122,22 @@ static void *timer_thread(void *arg)
         uint64_t until = now + TIMER_MAX_SLEEP_NS;
         if (next < until)
             until = next;
+        __atomic_store_n(&s->timer_until, until, __ATOMIC_SEQ_CST);
         now = soft_now_ns();
         if (until > now) {
-            struct timespec ts = {(time_t)((until - now) / 1000000000ull),
-                                  (long)((until - now) % 1000000000ull)};
-            nanosleep(&ts, NULL);
+            struct timespec rel = {(time_t)((until - now) / 1000000000ull),
+                                   (long)((until - now) % 1000000000ull)};
+            /* Returns at the timeout, on a poke, or at once if one came since seq was read. */
+            syscall(SYS_futex, &s->timer_seq, FUTEX_WAIT_PRIVATE, seq, &rel, NULL, 0);
         }
     }
     return NULL;
+}
+
+/* The guest programmed the PIT. */
+static void pit_programmed(void *opaque)
+{
+    soft_timer_poke(svm_of(opaque), 0);
 }
 
 /* --- VM ------------------------------------------------------------------------------------ */
@@ -161,6 +198,7 @@ static void soft_vm_destroy(struct vm *vm)
         return;
     if (s->timer_started) {
         s->timer_stop = true;
+        timer_wake(s);
         pthread_join(s->timer, NULL);
     }
     /* s->irq stays: the buses still point at it (see machine_irqs). */
@@ -218,7 +256,7 @@ static int soft_irqchip_init(struct vm *vm, char *why, unsigned why_len)
     }
     struct soft_irq_config cfg = {
         .ncpus = vm->ncpus, .tsc_khz = s->tsc_khz, .kick = bus_kick, .on_init = bus_on_init,
-        .on_sipi = bus_on_sipi, .opaque = vm,
+        .on_sipi = bus_on_sipi, .timer_programmed = pit_programmed, .opaque = vm,
     };
     s->irq = soft_irq_create(&cfg);
     if (!s->irq) {
@@ -458,6 +496,7 @@ static int soft_vcpu_run(struct vcpu *vcpu, struct vcpu_exit *exit)
         if (cpu->tsc_offset != (uint64_t)sv->lapic_tsc_offset) {
             sv->lapic_tsc_offset = (int64_t)cpu->tsc_offset;
             lapic_set_tsc_offset(sv->lapic, sv->lapic_tsc_offset);
+            soft_timer_poke(sv->svm, lapic_next_deadline_ns(sv->lapic));
         }
         if (cpu->cr8 != sv->last_cr8)
             lapic_set_cr8(sv->lapic, cpu->cr8); /* MOV CR8 in the last run */

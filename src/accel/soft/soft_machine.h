@@ -34,7 +34,13 @@ struct soft_vm {
     pthread_t timer;
     bool timer_started;
     volatile bool timer_stop;
+    uint32_t timer_seq;   /* futex word: bumped to wake the timer thread before its time */
+    uint64_t timer_until; /* when the timer thread looks next (0 while it is looking) */
 };
+
+/* A timer of the VM may now expire at deadline_ns (clock of soft_now_ns(); 0 if unknown):
+ * wakes the timer thread if it sleeps past that. Any thread. */
+void soft_timer_poke(struct soft_vm *s, uint64_t deadline_ns);
 
 struct soft_vcpu {
     struct soft_cpu cpu;

@@ -164,6 +164,7 @@ static void cpu_mmio_write(struct soft_cpu *cpu, uint64_t gpa, unsigned size, co
     uint64_t apic = lapic_mmio_base(sv->lapic);
     if ((gpa & ~0xfffull) == apic) {
         lapic_mmio_write(sv->lapic, gpa & 0xfff, v, size);
+        soft_timer_poke(sv->svm, lapic_next_deadline_ns(sv->lapic));
         cpu->chain_budget = 1; /* an EOI or TPR write may make an interrupt deliverable */
     } else {
         bus_write(&sv->vcpu->vm->mmio, gpa, size, v);
@@ -201,6 +202,7 @@ static int cpu_msr_write(struct soft_cpu *cpu, uint32_t msr, uint64_t value)
 {
     struct soft_vcpu *sv = cpu->opaque;
     int r = lapic_msr_write(sv->lapic, msr, value);
+    soft_timer_poke(sv->svm, lapic_next_deadline_ns(sv->lapic)); /* TSC deadline, x2APIC timer */
     cpu->chain_budget = 1;
     return r == 0 ? 0 : -ENOENT;
 }
