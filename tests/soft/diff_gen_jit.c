@@ -75,10 +75,11 @@ static void pick_mem(struct rng *r, struct mspec *m, int norex, int ro)
 {
     memset(m, 0, sizeof(*m));
     m->base = m->index = -1;
-    if (fault_budget && rn(r, 4) == 0) {
+    if (fault_budget && !norex && rn(r, 4) == 0) {
         /* [r9 + disp8] without 67: R9's high half makes it non-canonical, #GP. Everything
          * before must have been committed, nothing of this instruction (diff.c compares the
-         * registers and memory at the fault). */
+         * registers and memory at the fault). Not without REX: R9 would be RCX, a data
+         * register, whose address may be mapped in the host process (ASan's shadow). */
         fault_budget--;
         m->base = R9;
         m->disp = (int32_t)rn(r, 128);
@@ -608,7 +609,7 @@ static void i_cmov(struct rng *r, struct gen *g, const struct jstate *s, uint32_
     uint8_t ob[2] = {0x0f, (uint8_t)(0x40 + cc)};
     struct mspec m;
     pick_mem(r, &m, 0, 1);
-    int mem = rn(r, 6) == 0; /* the memory form is interpreted */
+    int mem = rn(r, 6) == 0;
     emit_insn(g, size, ob, 2, dreg(r), mem ? -1 : (int)rn(r, 16), &m, 0);
     end_insn(g);
 }
@@ -676,28 +677,31 @@ static void i_nop(struct rng *r, struct gen *g)
 static void i_other(struct rng *r, struct gen *g, struct jstate *s)
 {
     switch (rn(r, 4)) {
-    case 0: { /* XCHG r, r */
-        uint8_t b = 0x87;
-        emit_insn(g, 8, &b, 1, dreg(r), (int)dreg(r), NULL, 0);
+    case 0: /* SAHF: SF ZF AF PF CF from AH, OF kept */
+        emit(g, 0x9e);
+        s->undef &= F_OF;
+        break;
+    case 1: { /* RCL/RCR r, 1: reads CF, sets CF and OF */
+        if (s->undef & F_CF) {
+            emit(g, 0xf8 + rn(r, 2));
+            s->undef &= ~F_CF;
+        }
+        unsigned d = dreg(r);
+        emit(g, 0x48 | ((d & 8) ? 1 : 0));
+        emit(g, 0xd1);
+        emit(g, (rn(r, 2) ? 0xd0 : 0xd8) | (d & 7));
+        s->undef &= ~(F_CF | F_OF);
         break;
     }
-    case 1: { /* BT r/m, imm8: CF; OF SF AF PF undefined, ZF kept */
-        uint8_t ob[2] = {0x0f, 0xba};
-        struct mspec m;
-        pick_mem(r, &m, 0, 1);
-        emit_insn(g, 4, ob, 2, 4, rn(r, 2) ? -1 : (int)rn(r, 16), &m, 0);
-        emit(g, rn(r, 32));
-        end_insn(g);
-        s->undef = (s->undef & F_ZF) | F_OF | F_SF | F_AF | F_PF;
-        break;
-    }
-    case 2: { /* LOCK ADD m, r */
+    case 2: { /* LOCK ADC/SBB m, r (the compiler takes the other LOCKed ALU ops) */
         struct mspec m;
         pick_mem(r, &m, 0, 0);
-        if (m.seg == 0x64)
-            m.seg = 0;
+        if (s->undef & F_CF) {
+            emit(g, 0xf8 + rn(r, 2));
+            s->undef &= ~F_CF;
+        }
         emit(g, 0xf0);
-        uint8_t b = 0x01;
+        uint8_t b = rn(r, 2) ? 0x11 : 0x19;
         emit_insn(g, 4 << rn(r, 2), &b, 1, rn(r, 16), -1, &m, 0);
         end_insn(g);
         s->undef = 0;
@@ -710,6 +714,284 @@ static void i_other(struct rng *r, struct gen *g, struct jstate *s)
         } else {
             emit(g, 0xf5);
         }
+        break;
+    }
+}
+
+/* The atomics: LOCKed ALU ops and INC/DEC/NOT/NEG on memory, XCHG (memory, implicitly locked,
+ * or registers), XADD, CMPXCHG and CMPXCHG16B on memory, LOCKed or not (the compares
+ * sometimes after a load of their accumulator from the same place, so that they succeed). */
+static void i_atomic(struct rng *r, struct gen *g, struct jstate *s)
+{
+    unsigned size = pick_size(r);
+    struct regs2 p;
+    pick_regs(r, size, &p);
+    struct mspec m;
+    pick_mem(r, &m, p.hi, 0);
+    uint8_t b;
+    switch (rn(r, 7)) {
+    case 6: { /* CMPXCHG16B m128: an aligned [disp32] mostly, RDX:RAX sometimes loaded from it */
+        if (rn(r, 4)) {
+            memset(&m, 0, sizeof(m));
+            m.base = m.index = -1;
+            m.disp = (int32_t)win(16 * rn(r, 30));
+            m.dsz = 4;
+        }
+        if (rn(r, 2)) {
+            struct mspec hi = m;
+            hi.disp += 8;
+            b = 0x8b;
+            emit_insn(g, 8, &b, 1, RAX, -1, &m, 0);
+            end_insn(g);
+            emit_insn(g, 8, &b, 1, RDX, -1, &hi, 0);
+            end_insn(g);
+        }
+        if (rn(r, 2))
+            emit(g, 0xf0);
+        uint8_t ob[2] = {0x0f, 0xc7};
+        emit_insn(g, 8, ob, 2, 1, -1, &m, 0);
+        end_insn(g);
+        s->undef &= ~F_ZF;
+        break;
+    }
+    case 0: case 1: { /* LOCK ADD/OR/AND/SUB/XOR m, r or m, imm */
+        static const unsigned ops[] = {0, 1, 4, 5, 6};
+        unsigned op = ops[rn(r, 5)];
+        emit(g, 0xf0);
+        if (rn(r, 2)) {
+            b = (uint8_t)(op * 8 + (size != 1));
+            emit_insn(g, size, &b, 1, p.src, -1, &m, 0);
+        } else {
+            b = (uint8_t)(size == 1 ? 0x80 : rn(r, 2) ? 0x83 : 0x81);
+            emit_insn(g, size, &b, 1, op, -1, &m, 0);
+            emit_n(g, rval(r), b == 0x81 ? imm_bytes(size) : 1);
+        }
+        end_insn(g);
+        s->undef = op == 1 || op == 4 || op == 6 ? F_AF : 0;
+        break;
+    }
+    case 2: { /* LOCK INC/DEC/NOT/NEG m */
+        unsigned k = rn(r, 4);
+        emit(g, 0xf0);
+        b = (uint8_t)((k < 2 ? 0xfe : 0xf6) + (size != 1));
+        emit_insn(g, size, &b, 1, k, -1, &m, 0);
+        end_insn(g);
+        if (k < 2)
+            s->undef &= F_CF;
+        else if (k == 3)
+            s->undef = 0;
+        break;
+    }
+    case 3: { /* XCHG r/m, r (both written: data registers) */
+        int mem = rn(r, 3) != 0;
+        if (mem && rn(r, 4) == 0)
+            emit(g, 0xf0);
+        b = (uint8_t)(0x86 + (size != 1));
+        emit_insn(g, size, &b, 1, p.dst, mem ? -1 : p.hi ? (int)p.src : (int)dreg(r), &m, 0);
+        end_insn(g);
+        break;
+    }
+    case 4: { /* XADD m, r */
+        if (rn(r, 2))
+            emit(g, 0xf0);
+        uint8_t ob[2] = {0x0f, (uint8_t)(0xc0 + (size != 1))};
+        emit_insn(g, size, ob, 2, p.dst, -1, &m, 0);
+        end_insn(g);
+        s->undef = 0;
+        break;
+    }
+    default: { /* CMPXCHG m, r */
+        if (rn(r, 2)) {
+            b = (uint8_t)(0x8a + (size != 1)); /* mov al/ax/eax/rax, m */
+            emit_insn(g, size, &b, 1, RAX, -1, &m, 0);
+            end_insn(g);
+        }
+        if (rn(r, 2))
+            emit(g, 0xf0);
+        uint8_t ob[2] = {0x0f, (uint8_t)(0xb0 + (size != 1))};
+        emit_insn(g, size, ob, 2, p.src, -1, &m, 0);
+        end_insn(g);
+        s->undef = 0;
+        break;
+    }
+    }
+}
+
+/* MUL, IMUL and DIV with one operand (F6/F7 /4-6): on RAX and RDX, which are data registers.
+ * DIV's high half is usually cleared first, so that #DE (compared like any fault) stays
+ * rare. */
+static void i_muldiv(struct rng *r, struct gen *g, struct jstate *s)
+{
+    unsigned size = pick_size(r), k = rn(r, 3); /* MUL IMUL DIV */
+    struct regs2 p;
+    pick_regs(r, size, &p);
+    struct mspec m;
+    pick_mem(r, &m, p.hi, 1);
+    int mem = rn(r, 2);
+    if (k == 2 && rn(r, 4)) {
+        emit(g, size == 1 ? 0x30 : 0x31); /* xor ah, ah / xor edx, edx */
+        emit(g, size == 1 ? 0xe4 : 0xd2);
+    }
+    uint8_t b = (uint8_t)(0xf6 + (size != 1));
+    emit_insn(g, size, &b, 1, 4 + k, mem ? -1 : (int)p.src, &m, 0);
+    end_insn(g);
+    s->undef = k == 2 ? F_ALL : F_SF | F_ZF | F_AF | F_PF;
+}
+
+/* BT/BTS/BTR/BTC with an immediate or a register bit offset, LOCKed sometimes on memory. A
+ * register offset into memory is RSI's small one, or a data register set to -256..255 first
+ * with R12 (at least 64 bytes into the window) as the base, so that the bit string reaches
+ * back too. */
+static void i_bt(struct rng *r, struct gen *g, struct jstate *s)
+{
+    unsigned size = (unsigned[]){2, 4, 8}[rn(r, 3)], kind = rn(r, 4);
+    struct mspec m;
+    pick_mem(r, &m, 0, kind == 0);
+    int mem = rn(r, 2), imm = rn(r, 2);
+    unsigned dst = dreg(r), off = rn(r, 16);
+    if (mem && !imm) {
+        if (rn(r, 2)) {
+            off = RSI;
+        } else {
+            off = dreg(r);
+            emit(g, 0x48 | ((off & 8) ? 1 : 0)); /* mov off, imm32 (sign-extended) */
+            emit(g, 0xc7);
+            emit(g, 0xc0 | (off & 7));
+            emit_n(g, (uint32_t)((int32_t)rn(r, 512) - 256), 4);
+            memset(&m, 0, sizeof(m));
+            m.base = R12;
+            m.index = -1;
+            m.disp = (int32_t)rn(r, 64);
+            m.dsz = 1;
+        }
+    }
+    if (mem && kind && rn(r, 3) == 0)
+        emit(g, 0xf0);
+    if (imm) {
+        uint8_t ob[2] = {0x0f, 0xba};
+        emit_insn(g, size, ob, 2, 4 + kind, mem ? -1 : (int)dst, &m, 0);
+        emit(g, rn(r, 256));
+    } else {
+        uint8_t ob[2] = {0x0f, (uint8_t)(0xa3 + 8 * kind)};
+        emit_insn(g, size, ob, 2, off, mem ? -1 : (int)dst, &m, 0);
+    }
+    end_insn(g);
+    s->undef = (s->undef & F_ZF) | F_OF | F_SF | F_AF | F_PF;
+}
+
+/* BSF/BSR r, r/m (ZF defined); SHLD/SHRD r/m, r by an immediate, or by CL on a register. */
+static void i_bitscan_shxd(struct rng *r, struct gen *g, struct jstate *s)
+{
+    unsigned size = (unsigned[]){2, 4, 8}[rn(r, 3)];
+    struct mspec m;
+    int mem = rn(r, 3) == 0;
+    if (rn(r, 2)) {
+        pick_mem(r, &m, 0, 1);
+        uint8_t ob[2] = {0x0f, (uint8_t)(0xbc + rn(r, 2))};
+        emit_insn(g, size, ob, 2, dreg(r), mem ? -1 : (int)rn(r, 16), &m, 0);
+        end_insn(g);
+        s->undef = F_ALL & ~F_ZF;
+        return;
+    }
+    pick_mem(r, &m, 0, 0);
+    int by_cl = rn(r, 3) == 0, left = rn(r, 2);
+    if (by_cl)
+        mem = 0; /* the interpreter makes no access for a zero CL, where hardware faults */
+    unsigned count = rn(r, 6) == 0 ? rn(r, 256) : 1 + rn(r, size * 8 - 1);
+    uint8_t ob[2] = {0x0f, (uint8_t)((left ? 0xa4 : 0xac) + by_cl)};
+    emit_insn(g, size, ob, 2, rn(r, 16), mem ? -1 : (int)dreg(r), &m, 0);
+    if (!by_cl)
+        emit(g, count);
+    end_insn(g);
+    if (by_cl) {
+        s->undef |= F_OF | F_AF | F_CF; /* as i_shift's: a zero CL keeps them */
+        return;
+    }
+    unsigned masked = count & (size == 8 ? 63 : 31);
+    if (masked)
+        s->undef = F_AF | (masked == 1 ? 0 : F_OF) | (size == 2 && masked >= 16 ? F_CF : 0);
+}
+
+/* 128-bit SSE moves and PXOR (0F 10/11/28/29 and their 66 forms, 66/F3 0F 6F/7F, 66 0F EF):
+ * loads, stores and register copies. The aligned forms fault (#GP, compared like any fault)
+ * at most of the window's addresses, so they get an aligned [disp32] half the time. */
+static void i_sse(struct rng *r, struct gen *g)
+{
+    static const struct {
+        uint8_t pfx, op, aligned;
+    } forms[] = {{0, 0x10, 0}, {0x66, 0x10, 0}, {0, 0x11, 0}, {0x66, 0x11, 0},
+                 {0xf3, 0x6f, 0}, {0xf3, 0x7f, 0}, {0, 0x28, 1}, {0x66, 0x29, 1},
+                 {0x66, 0x6f, 1}, {0x66, 0x7f, 1}, {0x66, 0xef, 1}};
+    unsigned k = rn(r, 11);
+    int store = forms[k].op == 0x11 || forms[k].op == 0x29 || forms[k].op == 0x7f;
+    struct mspec m;
+    pick_mem(r, &m, 0, !store);
+    if (forms[k].aligned && rn(r, 2)) {
+        memset(&m, 0, sizeof(m));
+        m.base = m.index = -1;
+        m.disp = (int32_t)win(16 * rn(r, 30));
+        m.dsz = 4;
+    }
+    int mem = rn(r, 3) != 0;
+    unsigned x = rn(r, 16);
+    if (forms[k].pfx)
+        emit(g, forms[k].pfx);
+    uint8_t ob[2] = {0x0f, forms[k].op};
+    emit_insn(g, 4, ob, 2, x, mem ? -1 : (int)(rn(r, 4) ? rn(r, 16) : x), &m, 0);
+    end_insn(g);
+}
+
+/* CBW/CWDE/CDQE, CWD/CDQ/CQO; PUSH r/m64 (register form) and POP; a frame with LEAVE; PUSHF
+ * and POP (only the defined arithmetic flags kept); LFENCE/MFENCE/SFENCE. */
+static void i_misc(struct rng *r, struct gen *g, struct jstate *s)
+{
+    unsigned d = dreg(r);
+    switch (rn(r, 5)) {
+    case 0: {
+        unsigned size = (unsigned[]){2, 4, 8}[rn(r, 3)];
+        if (size == 2)
+            emit(g, 0x66);
+        else if (size == 8)
+            emit(g, 0x48);
+        emit(g, 0x98 + rn(r, 2));
+        break;
+    }
+    case 1: { /* push r/m64 (FF /6, a register), pop d */
+        uint8_t b = 0xff;
+        emit_insn(g, 4, &b, 1, 6, (int)rn(r, 16), NULL, 0);
+        if (d & 8)
+            emit(g, 0x41);
+        emit(g, 0x58 + (d & 7));
+        break;
+    }
+    case 2: /* push rbp; mov rbp, rsp; [push d]; leave */
+        emit(g, 0x55);
+        emit(g, 0x48);
+        emit(g, 0x89);
+        emit(g, 0xe5);
+        if (rn(r, 2)) {
+            if (d & 8)
+                emit(g, 0x41);
+            emit(g, 0x50 + (d & 7));
+        }
+        emit(g, 0xc9);
+        break;
+    case 3: /* pushf; and qword [rsp], the defined flags (the stack is compared too); pop d */
+        emit(g, 0x9c);
+        emit(g, 0x48);
+        emit(g, 0x81);
+        emit(g, 0x24);
+        emit(g, 0x24);
+        emit_n(g, F_ALL & ~s->undef, 4);
+        if (d & 8)
+            emit(g, 0x41);
+        emit(g, 0x58 + (d & 7));
+        s->undef = F_AF;
+        break;
+    default: /* 0F AE E8/F0/F8 */
+        emit(g, 0x0f);
+        emit(g, 0xae);
+        emit(g, 0xe8 + 8 * rn(r, 3));
         break;
     }
 }
@@ -884,7 +1166,7 @@ static void i_loop(struct rng *r, struct gen *g, struct jstate *s)
 
 static void one(struct rng *r, struct gen *g, struct jstate *s)
 {
-    switch (rn(r, 24)) {
+    switch (rn(r, 30)) {
     case 0: case 1: case 2: i_alu(r, g, s, -1); break;
     case 3: i_test(r, g, s); break;
     case 4: case 5: i_unary(r, g, s, -1); break;
@@ -902,7 +1184,13 @@ static void one(struct rng *r, struct gen *g, struct jstate *s)
     case 19: i_other(r, g, s); break;
     case 20: i_branch_over(r, g, s); break;
     case 21: if (rn(r, 3) == 0) i_push_pop16(r, g); else i_call_ret(r, g); break;
-    default: i_combo(r, g, s); break;
+    case 22: case 23: i_combo(r, g, s); break;
+    case 24: i_atomic(r, g, s); break;
+    case 25: i_muldiv(r, g, s); break;
+    case 26: i_bt(r, g, s); break;
+    case 27: i_bitscan_shxd(r, g, s); break;
+    case 28: i_sse(r, g); break;
+    default: i_misc(r, g, s); break;
     }
 }
 

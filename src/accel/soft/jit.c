@@ -124,6 +124,11 @@ uint64_t soft_jit_carry(struct soft_cpu *cpu)
     return (uint64_t)soft_carry(cpu);
 }
 
+uint64_t soft_jit_flags(struct soft_cpu *cpu)
+{
+    return soft_flags_arith(cpu);
+}
+
 uint64_t soft_jit_cond(struct soft_cpu *cpu, unsigned cc)
 {
     return (uint64_t)soft_cond(cpu, cc);
@@ -175,6 +180,15 @@ void jit_emit_call(struct jit_ctx *c, const void *fn)
 {
     jx_mov_rr(&c->b, JX_RDI, JIT_CPU);
     jx_call_abs(&c->b, fn);
+}
+
+void jit_emit_raise(struct jit_ctx *c, const struct soft_insn *i, int vector)
+{
+    emit_set_cur(c, i);
+    jx_mov_rr(&c->b, JX_RDI, JIT_CPU);
+    jx_mov_ri(&c->b, JX_RSI, (uint64_t)vector);
+    jx_mov_ri(&c->b, JX_RDX, 0);
+    jx_call_abs(&c->b, (const void *)soft_raise);
 }
 
 void jit_emit_set_rip(struct jit_ctx *c, uint64_t v)
@@ -283,7 +297,7 @@ static uint8_t *emit_tlb_probe(struct jit_ctx *c, const struct soft_insn *i, uns
 }
 
 static void add_slow(struct jit_ctx *c, uint8_t *miss, const struct soft_insn *i, unsigned kind,
-                     unsigned size, int access)
+                     unsigned size, int access, int32_t src)
 {
     if (c->nslow == JIT_MAX_SLOW) {
         c->b.overflow = true; /* cannot happen with two accesses per instruction at most */
@@ -291,20 +305,30 @@ static void add_slow(struct jit_ctx *c, uint8_t *miss, const struct soft_insn *i
     }
     c->slow[c->nslow++] = (struct jit_slow){.jne = miss, .resume = c->b.p, .i = i,
                                             .kind = (uint8_t)kind, .size = (uint8_t)size,
-                                            .access = (uint8_t)access};
+                                            .access = (uint8_t)access, .src = src};
 }
 
 void jit_emit_ptr(struct jit_ctx *c, const struct soft_insn *i, unsigned size, int access)
 {
     uint8_t *miss = emit_tlb_probe(c, i, size, access);
-    add_slow(c, miss, i, JIT_SLOW_PTR, size, access);
+    add_slow(c, miss, i, JIT_SLOW_PTR, size, access, 0);
 }
 
 void jit_emit_store(struct jit_ctx *c, const struct soft_insn *i, unsigned size)
 {
     uint8_t *miss = emit_tlb_probe(c, i, size, SOFT_ACC_WRITE);
     jx_store(&c->b, size, jx_m(JX_RSI, 0), JX_RAX);
-    add_slow(c, miss, i, JIT_SLOW_STORE, size, SOFT_ACC_WRITE);
+    add_slow(c, miss, i, JIT_SLOW_STORE, size, SOFT_ACC_WRITE, 0);
+}
+
+void jit_emit_store16(struct jit_ctx *c, const struct soft_insn *i, int32_t src)
+{
+    uint8_t *miss = emit_tlb_probe(c, i, 16, SOFT_ACC_WRITE);
+    jx_byte(&c->b, 0xf3); /* movdqu xmm0, [cpu + src] */
+    jx_op(&c->b, 0, 0x0f6f, 2, 0, jx_m(JIT_CPU, src), false);
+    jx_byte(&c->b, 0xf3); /* movdqu [rsi], xmm0 */
+    jx_op(&c->b, 0, 0x0f7f, 2, 0, jx_m(JX_RSI, 0), false);
+    add_slow(c, miss, i, JIT_SLOW_STORE16, 16, SOFT_ACC_WRITE, src);
 }
 
 static void emit_slow_paths(struct jit_ctx *c)
@@ -324,6 +348,10 @@ static void emit_slow_paths(struct jit_ctx *c)
                 jx_patch(jx_jmp_fwd(b), s->resume);
                 continue;
             }
+        } else if (s->kind == JIT_SLOW_STORE16) {
+            jx_op(b, 8, 0x8d, 1, JX_RDX, jx_m(JIT_CPU, s->src), false); /* lea rdx, src */
+            jx_mov_ri(b, JX_RCX, 16);
+            jx_call_abs(b, (const void *)soft_mem_write_bytes);
         } else {
             jx_mov_rr(b, JX_RCX, JX_RAX);
             jx_call_abs(b, (const void *)soft_st_slow);
@@ -378,6 +406,40 @@ void jit_emit_exit(struct jit_ctx *c, bool set_rip, uint64_t target)
     c->link[c->nlinks++] = jx_jmp_fwd(&c->b);
 }
 
+/* soft_block_mapped() inline for the block in RCX whose address is in RAX: its page's exec tag
+ * in this bank and the host page that maps to; each mismatch adds a jump to miss[]. Clobbers
+ * RAX and RSI. */
+static void emit_mapped_check(struct jit_ctx *c, uint8_t **miss, unsigned *nmiss)
+{
+    struct jx_buf *b = &c->b;
+    int32_t tlb = c->tlb_off;
+    jx_mov_rr(b, JX_RSI, JX_RAX);
+    jx_op(b, 8, 0xc1, 1, 5, jx_r(JX_RSI), false); /* shr rsi, 7: entry offset */
+    jx_imm(b, 12 - 5, 1);
+    jx_op(b, 0, 0x81, 1, 4, jx_r(JX_RSI), false);
+    jx_imm(b, (SOFT_TLB_SIZE - 1) << 5, 4);
+    jx_alu_mi(b, 8, 4, jx_r(JX_RAX), (uint64_t)-4096);
+    jx_alu_rm(b, 8, 7, JX_RAX,
+              jx_mx(JIT_CPU, JX_RSI, 0, tlb + (int32_t)offsetof(struct soft_tlb_entry, tag_exec)));
+    miss[(*nmiss)++] = jx_jcc_fwd(b, JX_CC_NE);
+    jx_alu_rm(b, 8, 0, JX_RAX,
+              jx_mx(JIT_CPU, JX_RSI, 0, tlb + (int32_t)offsetof(struct soft_tlb_entry, addend)));
+    jx_alu_rm(b, 8, 7, JX_RAX,
+              jx_m(JX_RCX, (int32_t)offsetof(struct soft_block, host_page)));
+    miss[(*nmiss)++] = jx_jcc_fwd(b, JX_CC_NE);
+}
+
+/* Jump into the compiled body of the block in RCX (which sets RIP), or to miss[] if it has
+ * none. */
+static void emit_enter_body(struct jit_ctx *c, uint8_t **miss, unsigned *nmiss)
+{
+    struct jx_buf *b = &c->b;
+    jx_load_zx(b, 8, JX_RAX, jx_m(JX_RCX, (int32_t)offsetof(struct soft_block, jit_body)));
+    jx_op(b, 8, 0x85, 1, JX_RAX, jx_r(JX_RAX), false); /* test rax, rax */
+    miss[(*nmiss)++] = jx_jcc_fwd(b, JX_CC_E);
+    jx_op(b, 0, 0xff, 1, 4, jx_r(JX_RAX), false); /* jmp rax */
+}
+
 /* A link path's fast path for a successor on another page (system mode), which cannot be linked
  * because the guest may map other code there by the next time: the soft_block_mapped() test
  * inline, then a jump into the successor's body; anything unusual falls through to the
@@ -397,25 +459,30 @@ static void emit_other_page_guard(struct jit_ctx *c, unsigned k)
     miss[nmiss++] = jx_jcc_fwd(b, JX_CC_NE);
     jx_alu_mi(b, 8, 7, BLK(JX_RCX, host_page2), 0);
     miss[nmiss++] = jx_jcc_fwd(b, JX_CC_NE);
-    /* The exec tag of the page and the host page it maps to. */
-    jx_mov_rr(b, JX_RSI, JX_RAX);
-    jx_op(b, 8, 0xc1, 1, 5, jx_r(JX_RSI), false);
-    jx_imm(b, 12 - 5, 1);
-    jx_op(b, 0, 0x81, 1, 4, jx_r(JX_RSI), false);
-    jx_imm(b, (SOFT_TLB_SIZE - 1) << 5, 4);
-    jx_alu_mi(b, 8, 4, jx_r(JX_RAX), (uint64_t)-4096);
-    int32_t tlb = c->tlb_off;
-    jx_alu_rm(b, 8, 7, JX_RAX,
-              jx_mx(JIT_CPU, JX_RSI, 0, tlb + (int32_t)offsetof(struct soft_tlb_entry, tag_exec)));
-    miss[nmiss++] = jx_jcc_fwd(b, JX_CC_NE);
-    jx_alu_rm(b, 8, 0, JX_RAX,
-              jx_mx(JIT_CPU, JX_RSI, 0, tlb + (int32_t)offsetof(struct soft_tlb_entry, addend)));
-    jx_alu_rm(b, 8, 7, JX_RAX, BLK(JX_RCX, host_page));
-    miss[nmiss++] = jx_jcc_fwd(b, JX_CC_NE);
-    jx_load_zx(b, 8, JX_RAX, BLK(JX_RCX, jit_body));
-    jx_op(b, 8, 0x85, 1, JX_RAX, jx_r(JX_RAX), false);
-    miss[nmiss++] = jx_jcc_fwd(b, JX_CC_E);
-    jx_op(b, 0, 0xff, 1, 4, jx_r(JX_RAX), false); /* jmp rax */
+    emit_mapped_check(c, miss, &nmiss);
+    emit_enter_body(c, miss, &nmiss);
+#undef BLK
+    for (unsigned m = 0; m < nmiss; m++)
+        jx_patch(miss[m], b->p);
+}
+
+/* The generic chain's way into a remembered successor on another page (RCX; its pc is RIP):
+ * soft_block_mapped() inline and a jump into its compiled body, as a link path does; anything
+ * unusual falls through to soft_chain_other_page(). Kernel code returns across pages all the
+ * time, and the call cost 4% of a vCPU thread under guest disk I/O. Keeps RCX and RDX. */
+static void emit_other_page_chain(struct jit_ctx *c)
+{
+    struct jx_buf *b = &c->b;
+    uint8_t *miss[4];
+    unsigned nmiss = 0;
+#define BLK(field) jx_m(JX_RCX, (int32_t)offsetof(struct soft_block, field))
+    if (!c->user) {
+        jx_alu_mi(b, 8, 7, BLK(host_page2), 0);
+        miss[nmiss++] = jx_jcc_fwd(b, JX_CC_NE);
+        jx_load_zx(b, 8, JX_RAX, jx_m(JIT_CPU, JIT_CPU_OFF(rip)));
+        emit_mapped_check(c, miss, &nmiss);
+    }
+    emit_enter_body(c, miss, &nmiss);
 #undef BLK
     for (unsigned m = 0; m < nmiss; m++)
         jx_patch(miss[m], b->p);
@@ -469,6 +536,7 @@ static void emit_block_tail(struct jit_ctx *c)
         _Static_assert(offsetof(struct soft_insn, fn) == 0, "fn first");
         jx_op(b, 0, 0xff, 1, 4, jx_m(JX_RSI, 0), false); /* jmp [rsi]: the successor's entry */
         jx_patch(other, b->p);
+        emit_other_page_chain(c);
         jx_mov_rr(b, JX_RDI, JIT_CPU);
         jx_mov_rr(b, JX_RSI, JX_RDX);
         jx_mov_rr(b, JX_RDX, JX_RCX);
@@ -554,7 +622,7 @@ static void emit_interpreted(struct jit_ctx *c, struct soft_insn *insns, unsigne
 {
     struct jx_buf *b = &c->b;
     for (unsigned q = k; c->run_op && q <= m; q++) {
-        jx_mov_ri(b, JX_RAX, (uint64_t)(uintptr_t)&c->run_op[insns[q].op & 0x3ff]);
+        jx_mov_ri(b, JX_RAX, (uint64_t)(uintptr_t)&c->run_op[SOFT_JIT_RUN_KEY(&insns[q])]);
         jx_alu_mi(b, 8, 0, jx_m(JX_RAX, 0), 1);
     }
     jx_mov_rr(b, JX_RDI, JIT_CPU);
@@ -627,6 +695,7 @@ bool soft_jit_compile(struct soft_cpu *cpu, struct soft_jit *j, struct soft_bloc
         return false;
     c->blk = b;
     c->user = !cpu->system;
+    c->cpl = cpu->cpl;
     /* Blocks are keyed by CPL, so the TLB bank their accesses use is known now. */
     c->tlb_off = JIT_CPU_OFF(tlbs[cpu->cpl == 3]);
     c->run_op = j->profile ? j->stats.run_op : NULL;
@@ -678,12 +747,19 @@ void soft_jit_print_stats(const struct soft_jit *j, FILE *out)
             (unsigned long long)s->blocks, (unsigned long long)s->insns_compiled,
             (unsigned long long)s->insns_interpreted);
     uint64_t runs = 0;
-    for (unsigned op = 0; op < 0x400; op++)
-        runs += s->run_op[op];
+    for (unsigned k = 0; k < 0x4000; k++)
+        runs += s->run_op[k];
     for (unsigned op = 0; op < 0x400; op++) {
-        if ((s->by_op[op] * 200 >= s->insns_interpreted && s->by_op[op]) ||
-            (s->run_op[op] * 100 >= runs && s->run_op[op]))
-            fprintf(out, "jit:   interpreted op %03x: %llu in blocks, %llu executed\n", op,
-                    (unsigned long long)s->by_op[op], (unsigned long long)s->run_op[op]);
+        if (s->by_op[op] * 200 >= s->insns_interpreted && s->by_op[op])
+            fprintf(out, "jit:   interpreted op %03x: %llu in blocks\n", op,
+                    (unsigned long long)s->by_op[op]);
+    }
+    if (runs)
+        fprintf(out, "jit: %llu interpreted instructions executed\n", (unsigned long long)runs);
+    for (unsigned k = 0; k < 0x4000; k++) {
+        /* The digit is the ModRM.reg field or the decoder's operation selector. */
+        if (s->run_op[k] * 200 >= runs && s->run_op[k])
+            fprintf(out, "jit:   executed op %03x /%u%s: %llu\n", k >> 4, k & 7,
+                    (k & 8) ? " lock" : "", (unsigned long long)s->run_op[k]);
     }
 }

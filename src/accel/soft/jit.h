@@ -36,8 +36,14 @@ void soft_jit_unlink_into(struct soft_jit *j, struct soft_block *b);
 struct soft_jit_stats {
     uint64_t blocks, insns_compiled, insns_interpreted;
     uint64_t by_op[0x400];  /* interpreted instructions by opcode (with map), as compiled */
-    uint64_t run_op[0x400]; /* ... as executed (VIREO_SOFT_JIT_PROFILE=1) */
+    /* ... as executed (VIREO_SOFT_JIT_PROFILE=1), by SOFT_JIT_RUN_KEY: the opcode with the
+     * LOCK prefix and ModRM digit, which tell group opcodes (F7 /4 MUL, /6 DIV) and locked
+     * forms apart */
+    uint64_t run_op[0x4000];
 };
+#define SOFT_JIT_RUN_KEY(i)                                                                    \
+    (((unsigned)(i)->op & 0x3ffu) << 4 | ((i)->lock ? 8u : 0u) | ((i)->sub & 7u))
+
 const struct soft_jit_stats *soft_jit_stats(const struct soft_jit *j);
 void soft_jit_print_stats(const struct soft_jit *j, FILE *out);
 

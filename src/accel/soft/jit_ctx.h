@@ -18,7 +18,7 @@
  * host code that changes them runs. A condition can then be a host Jcc/SETcc/CMOVcc. */
 enum jit_flags { JIT_FLAGS_NONE, JIT_FLAGS_ALL, JIT_FLAGS_NO_CF };
 
-enum jit_slow_kind { JIT_SLOW_PTR, JIT_SLOW_STORE };
+enum jit_slow_kind { JIT_SLOW_PTR, JIT_SLOW_STORE, JIT_SLOW_STORE16 };
 
 /* An out-of-line TLB miss path, emitted after the block. */
 struct jit_slow {
@@ -26,6 +26,7 @@ struct jit_slow {
     uint8_t *resume; /* where the inline path continues */
     const struct soft_insn *i;
     uint8_t kind, size, access;
+    int32_t src; /* JIT_SLOW_STORE16: offset in struct soft_cpu of the 16 bytes to store */
 };
 
 #define JIT_MAX_SLOW (2 * SOFT_BLOCK_MAX)
@@ -36,6 +37,7 @@ struct jit_ctx {
     struct soft_block *blk;
     bool user;          /* vireo-user: host faults are guest faults, so cur is always set */
     bool dry;           /* only ask the translators whether they take an instruction */
+    unsigned cpl;       /* the privilege the block runs at (part of its key) */
     int32_t tlb_off;    /* offset in struct soft_cpu of the block's TLB bank */
     uint64_t *run_op;   /* counters of executed interpreted instructions by opcode, or NULL */
     enum jit_flags fv;  /* host flags valid after the instructions emitted so far */
@@ -77,6 +79,9 @@ void jit_emit_ptr(struct jit_ctx *c, const struct soft_insn *i, unsigned size, i
  * soft_st_slow() (devices, page crossings, code pages) and leaves the block if that
  * invalidated it. */
 void jit_emit_store(struct jit_ctx *c, const struct soft_insn *i, unsigned size);
+/* Store the 16 bytes at [cpu + src] to the linear address in RSI; a miss goes through
+ * soft_mem_write_bytes() (devices, page crossings, code pages), as jit_emit_store's. */
+void jit_emit_store16(struct jit_ctx *c, const struct soft_insn *i, int32_t src);
 /* Record the lazy flags: cc_op = op + size index, cc_res = res, and cc_a / cc_b from host
  * registers (JX_NONE: the immediate instead; both JX_NONE and no immediates for logic). */
 void jit_emit_cc(struct jit_ctx *c, unsigned op, unsigned size, int res, int a, uint64_t a_imm,
@@ -88,6 +93,8 @@ void jit_emit_chain(struct jit_ctx *c);
  * the block and go on, through a jump that is linked straight into the successor's compiled
  * body once both exist (at most two per block). */
 void jit_emit_exit(struct jit_ctx *c, bool set_rip, uint64_t target);
+/* Raise exception vector (error code 0) at i, as its handler would: the state is as before i. */
+void jit_emit_raise(struct jit_ctx *c, const struct soft_insn *i, int vector);
 /* mov [cpu->rip], v */
 void jit_emit_set_rip(struct jit_ctx *c, uint64_t v);
 /* Call a C helper with the CPU as first argument (other arguments already in RSI, RDX...). */
@@ -99,6 +106,8 @@ bool jit_translate(struct jit_ctx *c, const struct soft_insn *i);
 
 /* Helpers the compiled code calls. */
 uint64_t soft_jit_carry(struct soft_cpu *cpu);
+/* The six arithmetic flags of the lazy record, at their EFLAGS positions. */
+uint64_t soft_jit_flags(struct soft_cpu *cpu);
 /* Condition cc (as numbered in Jcc) of the lazy flags: 0 or 1. */
 uint64_t soft_jit_cond(struct soft_cpu *cpu, unsigned cc);
 /* An unlinked exit k of b was taken (cpu->rip = its target): link it to the successor's
