@@ -39,7 +39,8 @@ fuzz-virtio-blk: $(FUZZ_VBLK)
 # And for virtio-net's frame handling behind its two queues, the tap being a socket pair.
 FUZZ_VNET_TIME ?= 30
 FUZZ_VNET := $(BUILD)/fuzz/fuzz_virtio_net
-FUZZ_VNET_SRCS := tests/fuzz/fuzz_virtio_net.c src/virtio/net.c src/virtio/virtio.c \
+FUZZ_VNET_SRCS := tests/fuzz/fuzz_virtio_net.c src/virtio/net.c src/virtio/vhost_net.c \
+                  src/virtio/virtio.c \
                   src/virtio/queue.c src/vmm/memory.c src/vmm/event.c src/util/log.c \
                   src/util/iov.c
 

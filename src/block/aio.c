@@ -25,6 +25,7 @@ struct block_aio {
     int efd;
     unsigned inflight; /* pieces in the ring */
     unsigned unsubmitted;
+    unsigned plugged;  /* block_aio_plug() depth: submissions wait for the last unplug */
     struct block_req *done_head, *done_tail;
 };
 
@@ -143,6 +144,17 @@ static void aio_submit_pending(struct block_aio *aio)
         io_uring_submit(&aio->ring);
         aio->unsubmitted = 0;
     }
+}
+
+void block_aio_plug(struct block_aio *aio)
+{
+    aio->plugged++;
+}
+
+void block_aio_unplug(struct block_aio *aio)
+{
+    if (aio->plugged && --aio->plugged == 0)
+        aio_submit_pending(aio);
 }
 
 static int aio_reap(struct block_aio *aio)
@@ -408,7 +420,8 @@ int block_submit(struct block_dev *bd, struct block_req *req)
         }
     } else {
         req->pending--;
-        aio_submit_pending(aio);
+        if (!aio->plugged)
+            aio_submit_pending(aio);
     }
     return 0;
 }

@@ -160,6 +160,12 @@ int block_aio_fd(const struct block_aio *aio);
 int block_aio_poll(struct block_aio *aio);
 /* Block until at least one request finishes, then run callbacks as block_aio_poll(). */
 int block_aio_wait(struct block_aio *aio);
+/* Hold back the ring submissions of block_submit() until the matching unplug (nestable), so
+ * that requests a device pops in one go reach the kernel in one io_uring_enter: the host's
+ * block layer then dispatches them as one batch (one doorbell of a virtual host disk instead
+ * of one per request). Waiting and polling still submit what is held. */
+void block_aio_plug(struct block_aio *aio);
+void block_aio_unplug(struct block_aio *aio);
 /* Use this ring for bd's (and its backing chain's) requests instead of a private one. */
 void block_attach_aio(struct block_dev *bd, struct block_aio *aio);
 

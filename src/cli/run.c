@@ -65,7 +65,10 @@ static const char run_usage[] =
     "  --disk PATH[,readonly=on][,serial=ID][,format=raw|qcow2][,cache=none|writeback]\n"
     "                         a virtio-blk disk (repeatable); cache=none bypasses the host's\n"
     "                         page cache (O_DIRECT), writeback (the default) goes through it\n"
-    "  --net tap=IFNAME[,mac=MAC]  a virtio-net NIC on a tap device (repeatable)\n"
+    "  --net tap=IFNAME[,mac=MAC][,vhost=auto|on|off]\n"
+    "                         a virtio-net NIC on a tap device (repeatable); frames move\n"
+    "                         through the host kernel's vhost-net when /dev/vhost-net opens\n"
+    "                         (auto, the default), must (on), or in Vireo (off)\n"
     "  --rng on|off           virtio-rng fed from the host's getrandom (default on)\n"
     "  --log-level err|warn|info|debug\n"
     "On a terminal, Ctrl-A x quits.\n";
@@ -178,7 +181,7 @@ static int parse_mac(const char *s, uint8_t mac[6])
     return (mac[0] & 1) ? -EINVAL : 0; /* a NIC's own address is never multicast */
 }
 
-/* tap=IFNAME[,mac=MAC]; the copy lives as long as the process. */
+/* tap=IFNAME[,mac=MAC][,vhost=auto|on|off]; the copy lives as long as the process. */
 static int parse_net(struct run_options *o, const char *arg)
 {
     if (o->io.nnics >= MACHINE_MAX_NICS)
@@ -194,9 +197,15 @@ static int parse_net(struct run_options *o, const char *arg)
             nic->ifname = tok + 4;
         else if (strncmp(tok, "mac=", 4) == 0 && parse_mac(tok + 4, nic->mac) == 0)
             nic->mac_set = true;
+        else if (strcmp(tok, "vhost=auto") == 0)
+            nic->vhost = MACHINE_VHOST_AUTO;
+        else if (strcmp(tok, "vhost=on") == 0)
+            nic->vhost = MACHINE_VHOST_ON;
+        else if (strcmp(tok, "vhost=off") == 0)
+            nic->vhost = MACHINE_VHOST_OFF;
         else {
             usage_error("--net %s: bad option '%s' (tap=IFNAME of up to 15 characters, "
-                        "mac=52:54:00:12:34:56)", arg, tok);
+                        "mac=52:54:00:12:34:56, vhost=auto|on|off)", arg, tok);
             free(copy);
             return EXIT_USAGE;
         }

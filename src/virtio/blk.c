@@ -244,6 +244,7 @@ static void blk_queue_notify(struct virtio_dev *dev, unsigned q)
     struct virtq *vq = &dev->vqs[q];
     unsigned budget = VIRTIO_BUDGET;
     int rc = 0;
+    block_aio_plug(b->aio); /* everything popped now goes to the kernel in one submission */
     do {
         /* Every round costs budget, even an empty one: a guest whose rings overlap can make
          * the notify toggling itself look like new work. */
@@ -255,6 +256,7 @@ static void blk_queue_notify(struct virtio_dev *dev, unsigned q)
         }
         virtq_set_notify(vq, true);
     } while (budget && rc >= 0 && !vq->broken && virtq_has_work(vq));
+    block_aio_unplug(b->aio);
     if (vq->broken)
         virtio_dev_set_needs_reset(dev);
     else if (!budget)

@@ -14,7 +14,9 @@
 
 #include "util/iov.h"
 #include "util/log.h"
+#include "virtio/vhost_net.h"
 #include "vmm/event.h"
+#include "vmm/memory.h"
 
 #define NET_RX 0
 #define NET_TX 1
@@ -52,6 +54,8 @@ struct virtio_net {
     size_t pending_len;
     uint64_t stat_rx_frames, stat_tx_frames, stat_rx_bytes, stat_tx_bytes, stat_tx_dropped;
     uint64_t stat_rx_dropped; /* frames larger than every buffer the ring can hold */
+    struct vhost_net *vhost;  /* the kernel's data path, when the host has it and it is wanted */
+    bool vhost_on;            /* vhost serves both queues: this thread leaves tap and rings */
 };
 
 void virtio_net_default_mac(const char *vm_name, unsigned index, uint8_t mac[6])
@@ -369,7 +373,9 @@ static void net_tap_ready(void *opaque, uint32_t events)
     struct virtio_net *n = opaque;
     struct virtio_dev *dev = &n->dev;
     pthread_mutex_lock(&dev->lock);
-    if (!virtio_dev_running(dev)) {
+    if (n->vhost_on) {
+        /* An event picked up before vhost took the tap over (net_driver_ok unwatched it). */
+    } else if (!virtio_dev_running(dev)) {
         n->rx_watch = false;
         n->tx_blocked = false;
         net_watch(n); /* nothing to do until the driver starts the device */
@@ -385,9 +391,66 @@ static void net_tap_ready(void *opaque, uint32_t events)
     pthread_mutex_unlock(&dev->lock);
 }
 
+/* The rings and eventfds of queue q for vhost; false if the transport cannot hand it over. */
+static bool net_vhost_queue(struct virtio_net *n, unsigned q, struct vhost_queue *out)
+{
+    struct virtq *vq = &n->dev.vqs[q];
+    const struct virtio_transport *t = &n->dev.transport;
+    if (!vq->ready || !t->backend_attach)
+        return false;
+    /* virtq_enable() checked that each ring lies inside one RAM region. */
+    *out = (struct vhost_queue){
+        .desc = gpa_ptr(n->dev.mem, vq->desc_gpa, 16ULL * vq->size),
+        .avail = gpa_ptr(n->dev.mem, vq->avail_gpa, virtq_avail_bytes(vq->size)),
+        .used = gpa_ptr(n->dev.mem, vq->used_gpa, virtq_used_bytes(vq->size)),
+        .size = vq->size,
+        .last_avail = vq->last_avail,
+    };
+    return out->desc && out->avail && out->used &&
+           t->backend_attach(t->opaque, q, &out->kick_fd, &out->call_fd) == 0;
+}
+
+static void net_vhost_detach(struct virtio_net *n)
+{
+    const struct virtio_transport *t = &n->dev.transport;
+    for (unsigned q = 0; q < 2 && t->backend_detach; q++)
+        t->backend_detach(t->opaque, q);
+}
+
+/* DRIVER_OK: with vhost, hand it both queues and the tap. A driver that left a queue disabled
+ * gets the userspace path, which serves whatever it enabled. */
+static int net_driver_ok(struct virtio_dev *dev)
+{
+    struct virtio_net *n = (struct virtio_net *)dev;
+    if (!n->vhost)
+        return 0;
+    struct vhost_queue q[2];
+    if (!net_vhost_queue(n, NET_RX, &q[0]) || !net_vhost_queue(n, NET_TX, &q[1])) {
+        net_vhost_detach(n);
+        log_info("%s: a queue is not enabled: frames take the userspace path", n->ifname);
+        return 0;
+    }
+    char why[160];
+    int rc = vhost_net_start(n->vhost, dev->features, dev->mem, q, n->tap_fd, why, sizeof(why));
+    if (rc < 0) {
+        net_vhost_detach(n);
+        log_warn("%s: %s", n->ifname, why);
+        return rc;
+    }
+    n->vhost_on = true;
+    n->rx_watch = n->tx_blocked = false;
+    net_watch(n);
+    return 0;
+}
+
 static void net_reset(struct virtio_dev *dev)
 {
     struct virtio_net *n = (struct virtio_net *)dev;
+    if (n->vhost_on) {
+        vhost_net_stop(n->vhost);
+        net_vhost_detach(n);
+        n->vhost_on = false;
+    }
     n->rx_watch = false;
     n->tx_blocked = false;
     n->pending_len = 0; /* a frame read ahead for the old rings is dropped, as a NIC reset would */
@@ -398,6 +461,7 @@ static void net_reset(struct virtio_dev *dev)
 static void net_destroy(struct virtio_dev *dev)
 {
     struct virtio_net *n = (struct virtio_net *)dev;
+    vhost_net_close(n->vhost); /* before the tap it uses */
     if (n->tap_fd >= 0)
         close(n->tap_fd);
     virtio_dev_fini(dev);
@@ -411,6 +475,7 @@ static const struct virtio_dev_ops net_ops = {
     .pci_class = 0x020000,
     .config_read = net_config_read,
     .features_ok = net_features_ok,
+    .driver_ok = net_driver_ok,
     .queue_notify = net_queue_notify,
     .reset = net_reset,
     .destroy = net_destroy,
@@ -500,4 +565,29 @@ struct virtio_dev *virtio_net_create_on_fd(const struct guest_mem *mem, struct e
                            (1ULL << VIRTIO_NET_F_HOST_TSO6) | (1ULL << VIRTIO_NET_F_HOST_ECN) |
                            (1ULL << VIRTIO_NET_F_MRG_RXBUF);
     return &n->dev;
+}
+
+int virtio_net_use_vhost(struct virtio_dev *dev, char *why, unsigned why_len)
+{
+    struct virtio_net *n = (struct virtio_net *)dev;
+    if (n->vhost)
+        return 0;
+    struct vhost_net *v = vhost_net_open(why, why_len);
+    if (!v)
+        return -errno;
+    /* The transport always offers these; a kernel without one of them cannot serve the rings
+     * the driver will set up. */
+    uint64_t need = (1ULL << VIRTIO_F_VERSION_1) | (1ULL << VIRTIO_F_EVENT_IDX) |
+                    (1ULL << VIRTIO_F_INDIRECT_DESC);
+    uint64_t have = vhost_net_features(v);
+    if ((have & need) != need) {
+        snprintf(why, why_len, "vhost-net: the kernel lacks feature bits 0x%llx",
+                 (unsigned long long)(need & ~have));
+        vhost_net_close(v);
+        return -ENOTSUP;
+    }
+    if (!(have & (1ULL << VIRTIO_NET_F_MRG_RXBUF)))
+        dev->host_features &= ~(1ULL << VIRTIO_NET_F_MRG_RXBUF);
+    n->vhost = v;
+    return 0;
 }

@@ -41,6 +41,10 @@ struct virtio_dev *virtio_net_create(const struct guest_mem *mem, struct event_l
 struct virtio_dev *virtio_net_create_on_fd(const struct guest_mem *mem, struct event_loop *loop,
                                            int fd, const char *name, const uint8_t mac[6],
                                            char *why, unsigned why_len);
+/* Move frames through the host kernel's vhost-net from the next DRIVER_OK on (before the guest
+ * starts). Returns 0, or -errno with a one-line reason in why (-ENOENT: the host has no
+ * /dev/vhost-net); the device is unchanged then and uses the userspace path. */
+int virtio_net_use_vhost(struct virtio_dev *dev, char *why, unsigned why_len);
 /* Spread a received frame of len bytes over mergeable receive buffers in order: bufs[k].len
  * holds buffer k's capacity and becomes the bytes written into it. Returns how many buffers
  * the frame takes (at least one); the caller made sure their capacity covers len. */

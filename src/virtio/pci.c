@@ -29,7 +29,9 @@ struct virtio_pci_queue {
     unsigned index;
     uint16_t vector;
     int kick_fd;        /* the guest's notifications land here, by ioeventfd or by us */
+    int call_fd;        /* a backend's (vhost's) interrupts for this queue */
     bool ioeventfd_on;
+    bool backend;       /* a backend reads kick_fd, the I/O thread does not */
 };
 
 struct virtio_pci {
@@ -193,6 +195,13 @@ static void tp_msix_table_write(struct virtio_pci *t, uint64_t off, uint64_t val
 
 /* --- queues and kicks --- */
 
+static void tp_signal_kick(struct virtio_pci_queue *pq)
+{
+    uint64_t one = 1;
+    if (write(pq->kick_fd, &one, sizeof(one)) < 0)
+        log_debug("virtio kick: %s", strerror(errno));
+}
+
 /* I/O thread: the guest notified queue q (through the ioeventfd or our MMIO handler). */
 static void tp_kick(void *opaque, uint32_t events)
 {
@@ -204,18 +213,35 @@ static void tp_kick(void *opaque, uint32_t events)
         return;
     struct virtio_dev *dev = t->dev;
     pthread_mutex_lock(&dev->lock);
-    if (virtio_dev_running(dev) && dev->vqs[pq->index].ready) {
+    if (pq->backend) {
+        /* Picked up just before the queue was handed over (perhaps the kick DRIVER_OK sends):
+         * it is the backend's, so put it back, and make sure this loop watches no more. */
+        event_loop_modify(t->loop, pq->kick_fd, 0);
+        tp_signal_kick(pq);
+    } else if (virtio_dev_running(dev) && dev->vqs[pq->index].ready) {
         dev->stat_kicks++;
         dev->ops->queue_notify(dev, pq->index);
     }
     pthread_mutex_unlock(&dev->lock);
 }
 
-static void tp_signal_kick(struct virtio_pci_queue *pq)
+/* I/O thread: a backend completed work on the queue and wants the driver interrupted (it has
+ * already applied EVENT_IDX / NO_INTERRUPT). Through tp_deliver, so masking holds. */
+static void tp_call(void *opaque, uint32_t events)
 {
-    uint64_t one = 1;
-    if (write(pq->kick_fd, &one, sizeof(one)) < 0)
-        log_debug("virtio kick: %s", strerror(errno));
+    (void)events;
+    struct virtio_pci_queue *pq = opaque;
+    struct virtio_pci *t = pq->t;
+    uint64_t n;
+    if (read(pq->call_fd, &n, sizeof(n)) < 0)
+        return;
+    pthread_mutex_lock(&t->dev->lock);
+    if (pq->backend && virtio_dev_running(t->dev)) {
+        t->dev->stat_interrupts++;
+        t->isr |= 1;
+        tp_deliver(t, pq->vector);
+    }
+    pthread_mutex_unlock(&t->dev->lock);
 }
 
 static uint64_t tp_notify_addr(const struct virtio_pci *t, unsigned q)
@@ -293,6 +319,10 @@ static void tp_set_status(struct virtio_pci *t, uint8_t val)
         val &= (uint8_t)~VIRTIO_STATUS_DRIVER_OK;
     dev->status = (uint8_t)(val | (old & VIRTIO_STATUS_NEEDS_RESET));
     if ((val & VIRTIO_STATUS_DRIVER_OK) && !(old & VIRTIO_STATUS_DRIVER_OK)) {
+        if (dev->ops->driver_ok && dev->ops->driver_ok(dev) < 0) {
+            virtio_dev_set_needs_reset(dev);
+            return;
+        }
         /* Buffers made available before DRIVER_OK (receive queues) get looked at now. */
         for (unsigned q = 0; q < dev->num_queues; q++)
             if (dev->vqs[q].ready)
@@ -485,6 +515,45 @@ static void tp_queue_interrupt(void *opaque, unsigned q)
     tp_deliver(t, t->q[q].vector);
 }
 
+static int tp_backend_attach(void *opaque, unsigned q, int *kick_fd, int *call_fd)
+{
+    struct virtio_pci *t = opaque;
+    if (q >= t->dev->num_queues || !t->loop)
+        return -EINVAL;
+    struct virtio_pci_queue *pq = &t->q[q];
+    if (pq->call_fd < 0) {
+        /* Made on first use (only vhost queues need one), then watched for good. */
+        int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (fd < 0)
+            return -errno;
+        int rc = event_loop_add(t->loop, fd, EPOLLIN, tp_call, pq);
+        if (rc < 0) {
+            close(fd);
+            return rc;
+        }
+        pq->call_fd = fd;
+    }
+    /* Only the I/O thread may remove an fd from its loop (event.h); watching nothing is as
+     * good, and tp_kick hands back a kick it picked up just before. */
+    int rc = event_loop_modify(t->loop, pq->kick_fd, 0);
+    if (rc < 0)
+        return rc;
+    pq->backend = true;
+    *kick_fd = pq->kick_fd;
+    *call_fd = pq->call_fd;
+    return 0;
+}
+
+static void tp_backend_detach(void *opaque, unsigned q)
+{
+    struct virtio_pci *t = opaque;
+    if (q >= t->dev->num_queues || !t->q[q].backend)
+        return;
+    t->q[q].backend = false;
+    if (event_loop_modify(t->loop, t->q[q].kick_fd, EPOLLIN) < 0)
+        log_warn("%s: queue %u: cannot watch its kicks again", t->dev->name, q);
+}
+
 static void tp_requeue(void *opaque, unsigned q)
 {
     struct virtio_pci *t = opaque;
@@ -617,7 +686,8 @@ struct virtio_pci *virtio_pci_create(struct virtio_dev *dev, struct vm *vm,
         t->vec[n].irqfd = -1;
     }
     for (unsigned q = 0; q < VIRTIO_MAX_QUEUES; q++)
-        t->q[q] = (struct virtio_pci_queue){t, q, VIRTIO_PCI_NO_VECTOR, -1, false};
+        t->q[q] = (struct virtio_pci_queue){.t = t, .index = q, .vector = VIRTIO_PCI_NO_VECTOR,
+                                            .kick_fd = -1, .call_fd = -1};
     int err = 0;
     for (unsigned q = 0; q < dev->num_queues && !err; q++)
         if ((t->q[q].kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
@@ -680,8 +750,10 @@ struct virtio_pci *virtio_pci_create(struct virtio_dev *dev, struct vm *vm,
     }
     tp_firmware_bar(t);
     tp_msix_reset(t);
-    dev->transport = (struct virtio_transport){tp_queue_interrupt, tp_config_interrupt,
-                                               tp_requeue, t};
+    dev->transport = (struct virtio_transport){
+        .queue_interrupt = tp_queue_interrupt, .config_interrupt = tp_config_interrupt,
+        .requeue = tp_requeue, .backend_attach = tp_backend_attach,
+        .backend_detach = tp_backend_detach, .opaque = t};
     pthread_mutex_lock(&dev->lock);
     tp_device_reset(t, false);
     pthread_mutex_unlock(&dev->lock);
@@ -714,6 +786,11 @@ void virtio_pci_destroy(struct virtio_pci *t)
             if (t->loop)
                 event_loop_del(t->loop, t->q[q].kick_fd);
             close(t->q[q].kick_fd);
+        }
+        if (t->q[q].call_fd >= 0) {
+            if (t->loop)
+                event_loop_del(t->loop, t->q[q].call_fd);
+            close(t->q[q].call_fd);
         }
     }
     for (unsigned n = 0; n < VIRTIO_PCI_MAX_VECTORS; n++)

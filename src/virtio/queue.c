@@ -70,16 +70,6 @@ void virtq_reset(struct virtq *vq, const struct guest_mem *mem, unsigned index, 
     vq->name = name;
 }
 
-static uint64_t virtq_avail_bytes(uint16_t size)
-{
-    return 6 + 2ULL * size;
-}
-
-static uint64_t virtq_used_bytes(uint16_t size)
-{
-    return 6 + 8ULL * size;
-}
-
 int virtq_enable(struct virtq *vq)
 {
     uint16_t n = vq->size;

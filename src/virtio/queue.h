@@ -81,6 +81,15 @@ enum virtq_error {
 
 /* Reset to the unconfigured state (size 0, not ready, counters cleared). */
 void virtq_reset(struct virtq *vq, const struct guest_mem *mem, unsigned index, const char *name);
+/* Bytes of the avail and used rings of a queue of size entries (with the event-index words). */
+static inline uint64_t virtq_avail_bytes(uint16_t size)
+{
+    return 6 + 2ULL * size;
+}
+static inline uint64_t virtq_used_bytes(uint16_t size)
+{
+    return 6 + 8ULL * size;
+}
 /* Start serving: check the ring addresses against RAM and alignment. Returns 0, or -EINVAL
  * (the queue is then broken). The driver sets size and the three addresses first. */
 int virtq_enable(struct virtq *vq);

@@ -53,6 +53,10 @@ struct virtio_dev_ops {
     /* The driver set FEATURES_OK with dev->features: refuse (-EINVAL) a combination the device
      * cannot serve, or configure backends for it (net offloads). Optional. Lock held. */
     int (*features_ok)(struct virtio_dev *dev);
+    /* The driver set DRIVER_OK: a device whose queues a backend outside this thread serves
+     * (vhost) starts it here. Returns 0, or -errno to put the device in NEEDS_RESET. Optional.
+     * vCPU thread, lock held. */
+    int (*driver_ok)(struct virtio_dev *dev);
     /* The driver kicked queue q (or the device was woken for it): serve it. I/O thread, lock
      * held. */
     void (*queue_notify)(struct virtio_dev *dev, unsigned q);
@@ -72,6 +76,13 @@ struct virtio_transport {
     /* Serve queue q again later, as if kicked: a device that used up its budget yields so that
      * one busy (or hostile) queue cannot hold the I/O thread. Any thread. */
     void (*requeue)(void *opaque, unsigned q);
+    /* Hand queue q to a backend that serves it without the I/O thread (vhost): the transport
+     * stops reading the queue's kick eventfd and returns it in *kick_fd (the guest's
+     * notifications keep landing there), and returns in *call_fd an eventfd the backend writes
+     * to interrupt the driver for q. Returns 0 or -errno. Lock held. */
+    int (*backend_attach)(void *opaque, unsigned q, int *kick_fd, int *call_fd);
+    /* Take queue q back: the I/O thread reads its kicks again. Lock held. */
+    void (*backend_detach)(void *opaque, unsigned q);
     void *opaque;
 };
 

@@ -157,6 +157,17 @@ static int machine_create_virtio(struct vm *vm, char *why, unsigned why_len)
                                                    why_len);
         if (!dev)
             return errno == EINVAL ? -EINVAL : -errno;
+        if (nic->vhost != MACHINE_VHOST_OFF &&
+            (rc = virtio_net_use_vhost(dev, why, why_len)) < 0) {
+            if (nic->vhost == MACHINE_VHOST_ON) {
+                char reason[160];
+                snprintf(reason, sizeof(reason), "%s", why);
+                snprintf(why, why_len, "--net tap=%s,vhost=on: %s", nic->ifname, reason);
+                dev->ops->destroy(dev);
+                return -EINVAL; /* the user asked for it, and this host cannot */
+            }
+            log_debug("--net tap=%s: %s; frames move in userspace", nic->ifname, why);
+        }
         if ((rc = machine_add_virtio(vm, dev, why, why_len)) < 0)
             return rc;
     }

@@ -25,6 +25,7 @@ struct machine_nic {
     const char *ifname;  /* tap interface */
     uint8_t mac[6];
     bool mac_set;        /* false: derived from the VM name and the NIC's index */
+    enum machine_vhost { MACHINE_VHOST_AUTO, MACHINE_VHOST_ON, MACHINE_VHOST_OFF } vhost;
 };
 
 struct machine_io_config {

@@ -31,6 +31,7 @@ def run(args):
     (["--net", "tap=t0,mac=zz:00:00:00:00:01"], ["mac="]),
     (["--net", "mac=02:00:00:00:00:01"], ["tap=IFNAME"]),
     (["--net", "tap=" + "n" * 16], ["tap="]),
+    (["--net", "tap=t0,vhost=yes"], ["vhost=yes", "vhost=auto|on|off"]),
     (["--rng", "maybe"], ["--rng"]),
 ])
 def test_bad_virtio_option(args, words):

@@ -1,7 +1,8 @@
 /* virtio_net: a virtio-net NIC from inside. The MAC (net_mac=.. when the test knows it) and
  * link status from the config space; a frame sent on the transmit queue (EtherType 0x88b5,
  * payload "vireo-net <net_token>") that the test catches on the host's tap; then a frame the
- * test sends back ("host-reply <net_token>") arriving in a receive buffer with an interrupt. */
+ * test sends back ("host-reply <net_token>") arriving in a receive buffer with an interrupt.
+ * With net_rounds=N the device is reset and all of it done again, N times in all. */
 #include "runtime.h"
 
 #include "apic.h"
@@ -44,47 +45,39 @@ static void post_rx(struct vq *vq, unsigned i)
     vq_add(vq, &b, 1);
 }
 
-int guest_main(void)
+/* One life of the driver: reset, negotiate, queues up, send our frame, wait for the reply.
+ * Returns 0 once the reply came. */
+static int one_round(struct vdev *d, unsigned round, const char *token)
 {
-    ASSERT(lapic_init() == 0);
-    lapic_enable();
-    virtio_mask_legacy_irqs();
-    trap_set_handler(VEC_RX, on_rx);
-    trap_set_handler(VEC_TX, on_tx);
-    irq_enable();
-
-    struct vdev d;
-    ASSERT(virtio_find(1, 0, &d) == 0);
-    virtio_reset(&d);
+    virtio_reset(d);
     uint64_t want = 1ULL << VIRTIO_F_VERSION_1 | 1ULL << VIRTIO_F_EVENT_IDX | 1ULL << 5 /* MAC */ |
                     1ULL << 16 /* STATUS */;
-    ASSERT(virtio_negotiate(&d, want) == 0);
-    ASSERT_EQ(d.features, want);
+    ASSERT(virtio_negotiate(d, want) == 0);
+    ASSERT_EQ(d->features, want);
     uint8_t mac[6];
     for (unsigned i = 0; i < 6; i++)
-        mac[i] = virtio_cfg8(&d, i);
+        mac[i] = virtio_cfg8(d, i);
     char macs[18];
     snprintf(macs, sizeof(macs), "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2], mac[3],
              mac[4], mac[5]);
-    uint16_t status = (uint16_t)(virtio_cfg8(&d, 6) | virtio_cfg8(&d, 7) << 8);
+    uint16_t status = (uint16_t)(virtio_cfg8(d, 6) | virtio_cfg8(d, 7) << 8);
     printf("virtio_net: mac %s, status 0x%x\n", macs, status);
     ASSERT(status & 1); /* link up */
     char arg[64];
     if (cmdline_get("net_mac", arg, sizeof(arg)) >= 0)
         ASSERT(strcmp(arg, macs) == 0);
 
-    virtio_msix_setup(&d, 0, VEC_RX);
-    virtio_msix_setup(&d, 1, VEC_TX);
+    virtio_msix_setup(d, 0, VEC_RX);
+    virtio_msix_setup(d, 1, VEC_TX);
     struct vq rx, tx;
-    ASSERT(virtio_queue_setup(&d, 0, &rx, &rxmem, NRX, 0) == 0);
-    ASSERT(virtio_queue_setup(&d, 1, &tx, &txmem, 8, 1) == 0);
+    ASSERT(virtio_queue_setup(d, 0, &rx, &rxmem, NRX, 0) == 0);
+    ASSERT(virtio_queue_setup(d, 1, &tx, &txmem, 8, 1) == 0);
     for (unsigned i = 0; i < NRX; i++)
         post_rx(&rx, i);
-    virtio_set_status(&d, virtio_status(&d) | VIRTIO_STATUS_DRIVER_OK);
+    rx_irqs = 0;
+    virtio_set_status(d, virtio_status(d) | VIRTIO_STATUS_DRIVER_OK);
     vq_kick(&rx);
 
-    char token[32] = "none";
-    cmdline_get("net_token", token, sizeof(token));
     memset(txbuf, 0, sizeof(txbuf));
     uint8_t *eth = txbuf + HDR;
     memset(eth, 0xff, 6);
@@ -113,7 +106,7 @@ int guest_main(void)
             for (unsigned long i = 0; i < 2000000UL && rx_irqs == 0; i++)
                 cpu_relax();
             ASSERT(rx_irqs > 0);
-            printf("virtio_net: received '%s'\n", expect);
+            printf("virtio_net: received '%s'%s\n", expect, round ? " after a reset" : "");
             return 0;
         }
         printf("virtio_net: skipped a frame of type 0x%04x\n", type);
@@ -121,4 +114,26 @@ int guest_main(void)
         vq_kick(&rx);
     }
     test_fail("no reply frame");
+}
+
+int guest_main(void)
+{
+    ASSERT(lapic_init() == 0);
+    lapic_enable();
+    virtio_mask_legacy_irqs();
+    trap_set_handler(VEC_RX, on_rx);
+    trap_set_handler(VEC_TX, on_tx);
+    irq_enable();
+
+    struct vdev d;
+    ASSERT(virtio_find(1, 0, &d) == 0);
+    char token[32] = "none";
+    cmdline_get("net_token", token, sizeof(token));
+    /* net_rounds=N: reset the device and do it all again, N times in all (a backend such as
+     * vhost must stop at the reset and serve the new rings). */
+    uint64_t rounds = 1;
+    cmdline_get_size("net_rounds", &rounds);
+    for (unsigned r = 0; r < rounds; r++)
+        one_round(&d, r, token);
+    return 0;
 }

@@ -2,8 +2,11 @@
  * (config space through the PCI host, BAR0 through the MMIO bus) against a fake accelerator that
  * records ioeventfd registrations and MSIs: identity and capabilities, feature negotiation, the
  * status machine, a request served on the I/O thread with its MSI-X interrupt, masking and the
- * PBA, the PCI configuration access window, reset, and refusal of rings outside RAM. */
+ * PBA, the PCI configuration access window, reset, refusal of rings outside RAM, and a queue
+ * handed to an in-kernel backend (vhost) and taken back. */
 #include <errno.h>
+#include <poll.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -390,6 +393,64 @@ static void test_machine_reset(void **state)
     assert_int_equal(rd(h, VIRTIO_PCI_MSIX_TABLE_OFF + 12, 4), 1); /* masked again */
 }
 
+/* Wait (bounded) until fd is readable; then read its count. */
+static uint64_t wait_eventfd(int fd)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    assert_int_equal(poll(&p, 1, 10000), 1);
+    uint64_t n = 0;
+    assert_int_equal(read(fd, &n, sizeof(n)), sizeof(n));
+    return n;
+}
+
+static void signal_eventfd(int fd)
+{
+    uint64_t one = 1;
+    assert_int_equal(write(fd, &one, sizeof(one)), sizeof(one));
+}
+
+/* A queue handed to a backend (vhost): its kicks stay in the eventfd for the backend, the
+ * backend's call eventfd interrupts through the queue's vector (masking included), and once
+ * taken back the I/O thread serves the queue again. */
+static void test_backend_owns_queue(void **state)
+{
+    struct harness *h = *state;
+    struct virtio_transport *tr = &h->dev->transport;
+    bring_up(h);
+    int kick = -1, call = -1;
+    pthread_mutex_lock(&h->dev->lock);
+    assert_int_equal(tr->backend_attach(tr->opaque, 0, &kick, &call), 0);
+    pthread_mutex_unlock(&h->dev->lock);
+    assert_true(kick >= 0 && call >= 0 && kick != call);
+
+    /* Had the I/O thread still watched the kick, it would have consumed it and served the
+     * request; instead the count waits for the backend and the ring is untouched. */
+    offer_and_kick(h, 0);
+    assert_true(wait_eventfd(kick) >= 1);
+    volatile uint16_t *used = host(h, USED, 4);
+    assert_int_equal(used[1], 0);
+
+    signal_eventfd(call);
+    wait_msis(1);
+    assert_int_equal(fake.msi_data, 0x40); /* queue 0's vector */
+    assert_int_equal(rd(h, VIRTIO_PCI_ISR_OFF, 1) & 1, 1);
+
+    wr(h, VIRTIO_PCI_MSIX_TABLE_OFF + 12, 4, 1); /* mask vector 0: the call must pend */
+    signal_eventfd(call);
+    for (unsigned i = 0; i < 2000000 && !(rd(h, VIRTIO_PCI_MSIX_PBA_OFF, 8) & 1); i++)
+        usleep(1);
+    assert_int_equal(rd(h, VIRTIO_PCI_MSIX_PBA_OFF, 8) & 1, 1);
+    assert_int_equal(__atomic_load_n(&fake.msis, __ATOMIC_SEQ_CST), 1);
+    wr(h, VIRTIO_PCI_MSIX_TABLE_OFF + 12, 4, 0);
+    assert_int_equal(fake.msis, 2);
+
+    pthread_mutex_lock(&h->dev->lock);
+    tr->backend_detach(tr->opaque, 0);
+    pthread_mutex_unlock(&h->dev->lock);
+    wr(h, VIRTIO_PCI_NOTIFY_OFF, 2, 0);
+    wait_used(h, 0);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -400,7 +461,7 @@ int main(void)
         T(test_masked_vector_pends), T(test_function_mask),
         T(test_pci_cfg_window),    T(test_reset),
         T(test_ring_outside_ram),  T(test_bad_queue_select),
-        T(test_machine_reset),
+        T(test_machine_reset),     T(test_backend_owns_queue),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
