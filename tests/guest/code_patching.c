@@ -15,7 +15,9 @@
  * Command-line options (the default runs steps 1-4; step 4 needs a second CPU):
  *   steps=NNN         only the steps listed (steps=123 on one CPU).
  *   remap             also: X is pointed at another physical page with INVLPG; the call must
- *                     run the new page's code.
+ *                     run the new page's code. Then (step 6, remap_direct) a direct CALL from
+ *                     another page into a page remapped by INVLPG (global) or a CR3 reload (not
+ *                     global): a compiled exit linked into the old code must not keep using it.
  *   in_block          also: a store rewrites the next instruction of its own block, no jump.
  *   xmc_fresh         step 4 without the CR3 reloads around the BSP's writes, the AP executing
  *                     the page for the first time while the BSP still holds a write translation.
@@ -59,11 +61,15 @@ enum {
     S_STRAD_YB = 10,
     S_XMC_Y = 11,
     S_REMAP_X = 12,  /* the remap option */
+    S_RD_A = 13, S_RD_X = 14, /* the remap option's direct-call step */
 };
 
 /* Physical pages (identity-mapped low memory). The straddle's second page comes first, so the two
  * halves of that instruction are not adjacent in guest-physical memory. */
-enum { P_SMC, P_STRAD_B, P_POKE, P_STRAD_A, P_XMC, P_REMAP1, P_REMAP2, NPAGES };
+enum {
+    P_SMC, P_STRAD_B, P_POKE, P_STRAD_A, P_XMC, P_REMAP1, P_REMAP2, P_RD_A, P_RD_X1, P_RD_X2,
+    NPAGES
+};
 static uint8_t phys[NPAGES][4096] __attribute__((aligned(4096)));
 static uint64_t pt_pdpt[512] __attribute__((aligned(4096)));
 static uint64_t pt_pd[512] __attribute__((aligned(4096)));
@@ -429,6 +435,54 @@ static void step_remap(void)
     step_ok("5", "remap", "X pointed at another page: its code ran");
 }
 
+/* A direct CALL rel32 from page A into X (another page), X remapped: via INVLPG (global X),
+ * via a CR3 reload (non-global X). Each time the new page's code must run. */
+static void put_call_ret(volatile uint8_t *p, int32_t rel)
+{
+    p[0] = 0xe8;
+    for (int k = 0; k < 4; k++)
+        p[1 + k] = (uint8_t)((uint32_t)rel >> (8 * k));
+    p[5] = OP_RET;
+}
+
+static void step_remap_direct(void)
+{
+    put_call_ret(phys[P_RD_A], (int32_t)(VA(S_RD_X) - (VA(S_RD_A) + 5)));
+    put_mov_ret(phys[P_RD_X1], 0x7d000001);
+    put_mov_ret(phys[P_RD_X2], 0x7d000002);
+    map(S_RD_A, P_RD_A, PTE_RX);
+    map(S_RD_X, P_RD_X1, PTE_RX);
+    for (int k = 0; k < 5; k++)
+        ASSERT_EQ(call(VA(S_RD_A)), 0x7d000001);
+    map(S_RD_X, P_RD_X2, PTE_RX); /* INVLPG of a global page */
+    for (int k = 0; k < 5; k++)
+        ASSERT_EQ(call(VA(S_RD_A)), 0x7d000002);
+    map(S_RD_X, P_RD_X1, PTE_RX);
+    for (int k = 0; k < 5; k++)
+        ASSERT_EQ(call(VA(S_RD_A)), 0x7d000001);
+    /* Non-global X: a CR3 reload must drop it. */
+    map(S_RD_X, P_RD_X2, PTE_P);
+    for (int k = 0; k < 5; k++)
+        ASSERT_EQ(call(VA(S_RD_A)), 0x7d000002);
+    pt_pt[S_RD_X] = pa(phys[P_RD_X1]) | PTE_P;
+    write_cr3(read_cr3());
+    for (int k = 0; k < 5; k++)
+        ASSERT_EQ(call(VA(S_RD_A)), 0x7d000001);
+    pt_pt[S_RD_X] = pa(phys[P_RD_X2]) | PTE_P;
+    write_cr3(read_cr3());
+    ASSERT_EQ(call(VA(S_RD_A)), 0x7d000002);
+    /* Global X, remapped without INVLPG, then a CR3 reload: either page may run; then INVLPG. */
+    map(S_RD_X, P_RD_X1, PTE_RX);
+    ASSERT_EQ(call(VA(S_RD_A)), 0x7d000001);
+    pt_pt[S_RD_X] = pa(phys[P_RD_X2]) | PTE_RX;
+    write_cr3(read_cr3());
+    uint32_t either = call(VA(S_RD_A));
+    ASSERT(either == 0x7d000001 || either == 0x7d000002);
+    invlpg(VA(S_RD_X));
+    ASSERT_EQ(call(VA(S_RD_A)), 0x7d000002);
+    step_ok("6", "remap_direct", "a direct call into a remapped page ran the new code");
+}
+
 /* steps=134 runs only those steps (default: all). */
 static int want(char step)
 {
@@ -475,8 +529,10 @@ int guest_main(void)
         step_text_poke();
     if (want('3'))
         step_straddle();
-    if (cmdline_get("remap", NULL, 0) >= 0)
+    if (cmdline_get("remap", NULL, 0) >= 0) {
         step_remap();
+        step_remap_direct();
+    }
     if (want('4'))
         step_cross_vcpu(cmdline_get("xmc_fresh", NULL, 0) >= 0);
     return 0;

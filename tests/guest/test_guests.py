@@ -209,7 +209,7 @@ def test_code_patching(run_guest, accel, cpus):
     # remap: blocks are keyed by virtual address, and one whose page was remapped must not run.
     # in_block: a store into the next instruction of its own block (P6 and later see it).
     steps = ["1 self_modifying", "1b self_modifying_in_block", "2a text_poke", "2b text_poke_bp",
-             "3 straddle", "5 remap"]
+             "3 straddle", "5 remap", "6 remap_direct"]
     cmdline = f"cpus={cpus} remap in_block" + (" steps=123" if cpus == 1 else "")
     if cpus > 1:
         steps.append("4 cross_vcpu")

@@ -127,7 +127,7 @@ static struct soft_block *build(struct soft_cpu *cpu, uint64_t pc, uint32_t key)
     b->succ_pc[0] = b->succ_pc[1] = ~0ull;
     b->jit_body = NULL;
     b->jit_link[0] = b->jit_link[1] = NULL;
-    b->jit_succ[0] = b->jit_succ[1] = NULL;
+    b->jit_gen[0] = b->jit_gen[1] = NULL;
     cpu->fetch_host_page = cpu->fetch_host_page2 = 0;
     uint64_t at = pc;
     for (;;) {

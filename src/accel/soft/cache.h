@@ -27,8 +27,8 @@ struct soft_block {
      * frame it shares) or NULL, and the jumps of the static exits that can be linked. */
     const uint8_t *jit_body;
     uint8_t *jit_link[2];   /* writable address of each exit's rel32, or NULL */
-    struct soft_block *jit_succ[2]; /* exit's successor on another page (system mode), whose
-                                       mapping its link path checks on every pass, or NULL */
+    uint8_t *jit_gen[2];    /* an exit to another page (system mode): the writable address of
+                               its guard's generation (jit.c, emit_gen_check), or NULL */
 };
 
 /* The mode bits a block was decoded under: code size, CPL and, outside long mode, the code

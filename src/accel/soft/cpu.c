@@ -5,6 +5,7 @@
 #include "accel/soft/decode.h"
 #include "accel/soft/exec.h"
 #include "accel/soft/insn.h"
+#include "accel/soft/jit.h"
 #include "accel/soft/sse.h"
 
 #include <cpuid.h>
@@ -17,8 +18,17 @@ static void tlb_drop(struct soft_tlb_entry *e)
     e->addend = 0;
 }
 
+/* Translations were dropped (global: global ones too): compiled exits to other pages check
+ * their successor's mapping again (jit.c). */
+static void tlb_flushed(struct soft_cpu *cpu, bool global)
+{
+    if (cpu->cache)
+        soft_jit_mappings_changed(soft_cache_jit(cpu), global);
+}
+
 static void tlb_clear(struct soft_cpu *cpu)
 {
+    tlb_flushed(cpu, true);
     for (unsigned k = 0; k < 2 * SOFT_TLB_SIZE; k++)
         tlb_drop(&cpu->tlbs[0][0] + k);
     memset(cpu->tlb_attr, 0, sizeof(cpu->tlb_attr));
@@ -49,6 +59,7 @@ void soft_tlb_flush_nonglobal(struct soft_cpu *cpu)
     }
     /* Kernel mappings are global under Linux: every process switch keeps them, as hardware
      * does, instead of walking the kernel's working set again. */
+    tlb_flushed(cpu, false);
     const uint8_t *attr = &cpu->tlb_attr[0][0];
     for (unsigned k = 0; k < 2 * SOFT_TLB_SIZE; k++) {
         if (!(attr[k] & SOFT_TLB_GLOBAL)) {
@@ -61,6 +72,7 @@ void soft_tlb_flush_nonglobal(struct soft_cpu *cpu)
 void soft_tlb_flush_page(struct soft_cpu *cpu, uint64_t lin)
 {
     unsigned idx = (unsigned)(lin >> 12) & (SOFT_TLB_SIZE - 1);
+    tlb_flushed(cpu, true); /* INVLPG drops a global translation too */
     for (unsigned b = 0; b < 2; b++) {
         tlb_drop(&cpu->tlbs[b][idx]);
         cpu->tlb_attr[b][idx] = 0;

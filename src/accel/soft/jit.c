@@ -21,6 +21,7 @@
 #include "accel/soft/exec.h"
 #include "accel/soft/jit_ctx.h"
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -30,6 +31,9 @@
 /* Largest code one block can need: 64 instructions of at most ~200 bytes plus their miss
  * paths, the exits and the chain. */
 #define JIT_BLOCK_RESERVE (48u << 10)
+/* The buffer's first page holds data the code reads (the mapping generations), never code:
+ * writing data next to code would make the host CPU discard what it fetched from there. */
+#define JIT_DATA_SIZE 4096u
 
 /* The code lives in one shared-memory buffer mapped twice: writable for the compiler and
  * executable for the CPU, never both at one address. Guest code decides the immediates in
@@ -42,6 +46,10 @@ struct soft_jit {
     const uint8_t *dead;    /* (executable) where a dropped block's body now jumps */
     uint8_t *start;         /* where blocks begin, after that exit (kept across resets) */
     bool profile;           /* count executed interpreted instructions (stats.run_op) */
+    /* The mapping generations (soft_jit_mappings_changed), in the data page: [JIT_GEN_ALL]
+     * counts every TLB flush, [JIT_GEN_GLOBAL] those that drop global translations too. */
+    uint64_t *gen;
+    int perfmap;            /* VIREO_SOFT_JIT_PERFMAP=1: /tmp/perf-<pid>.map, or -1 */
     struct soft_jit_stats stats;
 };
 
@@ -57,6 +65,32 @@ static void emit_dead_exit(struct soft_jit *j)
     jx_imm(&b, 0, 4);
     emit_pop_rbx_ret(&b);
     j->p = b.p;
+}
+
+/* VIREO_SOFT_JIT_PERFMAP=1: name compiled blocks for perf, which reads /tmp/perf-<pid>.map
+ * ("start size name" per line, hex) to symbolise anonymous executable memory such as the
+ * memfd's executable view. Every vCPU appends to the one file; O_APPEND keeps lines whole. */
+static int perfmap_open(void)
+{
+    const char *env = getenv("VIREO_SOFT_JIT_PERFMAP");
+    if (!env || env[0] != '1')
+        return -1;
+    char path[64];
+    snprintf(path, sizeof(path), "/tmp/perf-%d.map", (int)getpid());
+    return open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+}
+
+/* One line per block, written at once so that a killed VMM still leaves a usable map. After
+ * a reset the buffer is reused and perf sees overlapping entries; the latest is the truth. */
+static void perfmap_add(const struct soft_jit *j, const uint8_t *entry, size_t size,
+                        const struct soft_block *b)
+{
+    char line[96];
+    int n = snprintf(line, sizeof(line), "%lx %zx guest_%016llx\n",
+                     (unsigned long)(uintptr_t)entry, size, (unsigned long long)b->pc);
+    if (n > 0 && write(j->perfmap, line, (size_t)n) != n) {
+        /* A full disk only loses names. */
+    }
 }
 
 struct soft_jit *soft_jit_create(void)
@@ -78,13 +112,16 @@ struct soft_jit *soft_jit_create(void)
         goto fail;
     }
     close(fd);
-    j->mem = j->p = w;
+    j->mem = w;
+    j->gen = w;
+    j->p = j->mem + JIT_DATA_SIZE;
     j->end = j->mem + JIT_BUF_SIZE;
     j->exec = x;
     emit_dead_exit(j);
     j->start = j->p;
     const char *prof = getenv("VIREO_SOFT_JIT_PROFILE");
     j->profile = prof && prof[0] == '1';
+    j->perfmap = perfmap_open();
     return j;
 fail:
     if (fd >= 0)
@@ -99,14 +136,27 @@ void soft_jit_destroy(struct soft_jit *j)
         return;
     munmap(j->mem, JIT_BUF_SIZE);
     munmap(j->exec, JIT_BUF_SIZE);
+    if (j->perfmap >= 0)
+        close(j->perfmap);
     free(j);
 }
 
 void soft_jit_reset(struct soft_jit *j)
 {
-    /* Nothing is written here: a handler called from compiled code may flush the cache, and
-     * that code runs on until it returns to the loop, where the next block is compiled. */
+    /* No code is written here: a handler called from compiled code may flush the cache, and
+     * that code runs on until it returns to the loop, where the next block is compiled. Its
+     * exits to other pages must not enter the old successors' code any more. */
     j->p = j->start;
+    soft_jit_mappings_changed(j, true);
+}
+
+void soft_jit_mappings_changed(struct soft_jit *j, bool global)
+{
+    if (!j)
+        return;
+    j->gen[JIT_GEN_ALL]++;
+    if (global)
+        j->gen[JIT_GEN_GLOBAL]++;
 }
 
 bool soft_jit_has_room(const struct soft_jit *j)
@@ -391,6 +441,42 @@ void jit_emit_chain(struct jit_ctx *c)
     add_fixup(c, c->to_chain, &c->nto_chain, jx_jmp_fwd(&c->b));
 }
 
+/* Point the guard whose generation immediate is at imm (writable view; see emit_gen_check)
+ * at generation counter gen and expect value v there. Both views map the buffer alike, so the
+ * RIP-relative distance is the same in the executable one. */
+static void set_gen_guard(uint8_t *imm, const uint64_t *gen, uint64_t v)
+{
+    uint8_t *next = imm + 8 + 7; /* the end of the CMP */
+    int32_t disp = (int32_t)((const uint8_t *)gen - next);
+    memcpy(imm, &v, 8);
+    memcpy(next - 4, &disp, 4);
+}
+
+/* The guard of exit k to another page (system mode): the guest may map other code there by the
+ * next time, but it must flush its TLB after remapping, and until then hardware may run the old
+ * translation too. So the successor linked there (soft_jit_link_exit, which checks the mapping)
+ * is entered while no flush happened since: the MOV's immediate is the generation it was linked
+ * in (~0, never, until then), the CMP reads the counter that applies (global translations, as
+ * the kernel's, survive CR3 writes). A stale generation goes to the link path, which links
+ * again. The inline soft_block_mapped() this replaces cost a dozen instructions and, when the
+ * successor's fetch entry had been evicted from the soft TLB, a call and a page walk on every
+ * pass. */
+static void emit_gen_check(struct jit_ctx *c, unsigned k)
+{
+    struct jx_buf *b = &c->b;
+    jx_byte(b, 0x48); /* mov rcx, imm64 (always the 10-byte form: patched) */
+    jx_byte(b, 0xb9);
+    c->link_gen[k] = b->p;
+    jx_imm(b, 0, 8);
+    jx_byte(b, 0x48); /* cmp rcx, [rip + disp32] */
+    jx_byte(b, 0x3b);
+    jx_byte(b, 0x0d);
+    jx_imm(b, 0, 4);
+    if (!b->overflow)
+        set_gen_guard(c->link_gen[k], &c->gen[JIT_GEN_ALL], ~0ull);
+    c->link_stale[k] = jx_jcc_fwd(b, JX_CC_NE);
+}
+
 void jit_emit_exit(struct jit_ctx *c, bool set_rip, uint64_t target)
 {
     c->ends = true;
@@ -401,9 +487,13 @@ void jit_emit_exit(struct jit_ctx *c, bool set_rip, uint64_t target)
         c->b.overflow = true;
         return;
     }
+    unsigned k = c->nlinks++;
+    c->link_gen[k] = NULL;
+    if (!c->user && ((target ^ c->blk->pc) >> 12))
+        emit_gen_check(c, k);
     /* Linked later (soft_jit_link_exit) straight into the successor's body; until then the
      * jump goes to this exit's link path (emitted after the block). */
-    c->link[c->nlinks++] = jx_jmp_fwd(&c->b);
+    c->link[k] = jx_jmp_fwd(&c->b);
 }
 
 /* soft_block_mapped() inline for the block in RCX whose address is in RAX: its page's exec tag
@@ -440,32 +530,6 @@ static void emit_enter_body(struct jit_ctx *c, uint8_t **miss, unsigned *nmiss)
     jx_op(b, 0, 0xff, 1, 4, jx_r(JX_RAX), false); /* jmp rax */
 }
 
-/* A link path's fast path for a successor on another page (system mode), which cannot be linked
- * because the guest may map other code there by the next time: the soft_block_mapped() test
- * inline, then a jump into the successor's body; anything unusual falls through to the
- * helper. */
-static void emit_other_page_guard(struct jit_ctx *c, unsigned k)
-{
-    struct jx_buf *b = &c->b;
-    uint8_t *miss[7];
-    unsigned nmiss = 0;
-#define BLK(reg, field) jx_m(reg, (int32_t)offsetof(struct soft_block, field))
-    jx_mov_ri(b, JX_RDX, (uint64_t)(uintptr_t)c->blk);
-    jx_load_zx(b, 8, JX_RCX, BLK(JX_RDX, jit_succ[k]));
-    jx_op(b, 8, 0x85, 1, JX_RCX, jx_r(JX_RCX), false); /* test rcx, rcx */
-    miss[nmiss++] = jx_jcc_fwd(b, JX_CC_E);
-    jx_load_zx(b, 8, JX_RAX, jx_m(JIT_CPU, JIT_CPU_OFF(rip)));
-    jx_alu_rm(b, 8, 7, JX_RAX, BLK(JX_RCX, pc));
-    miss[nmiss++] = jx_jcc_fwd(b, JX_CC_NE);
-    jx_alu_mi(b, 8, 7, BLK(JX_RCX, host_page2), 0);
-    miss[nmiss++] = jx_jcc_fwd(b, JX_CC_NE);
-    emit_mapped_check(c, miss, &nmiss);
-    emit_enter_body(c, miss, &nmiss);
-#undef BLK
-    for (unsigned m = 0; m < nmiss; m++)
-        jx_patch(miss[m], b->p);
-}
-
 /* The generic chain's way into a remembered successor on another page (RCX; its pc is RIP):
  * soft_block_mapped() inline and a jump into its compiled body, as a link path does; anything
  * unusual falls through to soft_chain_other_page(). Kernel code returns across pages all the
@@ -496,8 +560,8 @@ static void emit_block_tail(struct jit_ctx *c)
     struct soft_block *blk = c->blk;
     for (unsigned k = 0; k < c->nlinks; k++) {
         jx_patch(c->link[k], b->p);
-        if (!c->user)
-            emit_other_page_guard(c, k);
+        if (c->link_gen[k])
+            jx_patch(c->link_stale[k], b->p);
         jx_mov_rr(b, JX_RDI, JIT_CPU);
         jx_mov_ri(b, JX_RSI, (uint64_t)(uintptr_t)blk);
         jx_mov_ri(b, JX_RDX, k);
@@ -564,6 +628,18 @@ static void emit_block_tail(struct jit_ctx *c)
     }
 }
 
+/* Whether the soft TLB holds b's page(s) (b is mapped: soft_block_mapped()) as global
+ * translations, which only flushes that drop those may change. */
+static bool block_global(const struct soft_cpu *cpu, const struct soft_block *b)
+{
+    const uint8_t *attr = cpu->tlb_attr[cpu->cpl == 3];
+    uint64_t lin = b->pc; /* 64-bit mode: no CS base */
+    if (!(attr[(lin >> 12) & (SOFT_TLB_SIZE - 1)] & SOFT_TLB_GLOBAL))
+        return false;
+    lin = (lin | 0xfffull) + 1;
+    return !b->host_page2 || (attr[(lin >> 12) & (SOFT_TLB_SIZE - 1)] & SOFT_TLB_GLOBAL);
+}
+
 const uint8_t *soft_jit_link_exit(struct soft_cpu *cpu, struct soft_block *b, unsigned k)
 {
     struct soft_jit *j = soft_cache_jit(cpu);
@@ -572,18 +648,23 @@ const uint8_t *soft_jit_link_exit(struct soft_cpu *cpu, struct soft_block *b, un
                            : b->succ_pc[1] == pc ? b->succ[1] : NULL;
     if (!j || !n || n->pc != pc || !n->jit_body || n->key != b->key)
         return NULL; /* the generic chain (or the run loop) takes it from here */
-    /* Another page may map other code by the next time (system mode: checked every time);
-     * vireo-user's code pages only change with mmap/munmap, which drop every block. */
-    if (((n->pc ^ b->pc) >> 12) && cpu->system) {
-        b->jit_succ[k] = n; /* the link path checks this one inline from now on */
-        return soft_block_mapped(cpu, n) ? n->jit_body : NULL;
-    }
+    /* Another page may map other code by the next time (system mode): such an exit is linked
+     * for the current generation only (emit_gen_check). vireo-user's code pages only change
+     * with mmap/munmap, which drop every block. */
+    bool other = ((n->pc ^ b->pc) >> 12) && cpu->system;
+    if (other && !soft_block_mapped(cpu, n))
+        return NULL;
     if (b->pc != ~0ull && b->jit_link[k]) {
         /* Both views of the buffer are one mapping apart, so the distance is the same. */
         uint8_t *at = b->jit_link[k];
         int32_t rel = (int32_t)((n->jit_body - j->exec) - (at + 4 - j->mem));
         memcpy(at, &rel, 4);
-        b->jit_link[k] = NULL;
+        if (b->jit_gen[k]) {
+            const uint64_t *gen = &j->gen[block_global(cpu, n) ? JIT_GEN_GLOBAL : JIT_GEN_ALL];
+            set_gen_guard(b->jit_gen[k], gen, *gen);
+        } else {
+            b->jit_link[k] = NULL; /* same page: for good */
+        }
     }
     return n->jit_body;
 }
@@ -694,6 +775,7 @@ bool soft_jit_compile(struct soft_cpu *cpu, struct soft_jit *j, struct soft_bloc
     if (n == 0 || n > SOFT_BLOCK_MAX || !soft_jit_has_room(j))
         return false;
     c->blk = b;
+    c->gen = j->gen;
     c->user = !cpu->system;
     c->cpl = cpu->cpl;
     /* Blocks are keyed by CPL, so the TLB bank their accesses use is known now. */
@@ -727,8 +809,12 @@ bool soft_jit_compile(struct soft_cpu *cpu, struct soft_jit *j, struct soft_bloc
     }
     b->insns[0].fn = (soft_exec_fn)(void *)(j->exec + (entry - j->mem));
     b->jit_body = j->exec + (c->body - j->mem);
-    for (unsigned k = 0; k < c->nlinks; k++)
+    for (unsigned k = 0; k < c->nlinks; k++) {
         b->jit_link[k] = c->link[k];
+        b->jit_gen[k] = c->link_gen[k];
+    }
+    if (j->perfmap >= 0)
+        perfmap_add(j, j->exec + (entry - j->mem), (size_t)(j->p - entry), b);
     return true;
 }
 

@@ -21,6 +21,10 @@ struct soft_jit *soft_jit_create(void);
 void soft_jit_destroy(struct soft_jit *j);
 /* Forget all compiled code (the block cache was flushed). */
 void soft_jit_reset(struct soft_jit *j);
+/* The guest's translations may have changed (the soft TLB was flushed, wholly or in part;
+ * global: global translations too): exits linked to blocks on other pages check the
+ * successor's mapping again before they enter it. j may be NULL. */
+void soft_jit_mappings_changed(struct soft_jit *j, bool global);
 /* Whether the buffer has room for one more block of any size. */
 bool soft_jit_has_room(const struct soft_jit *j);
 /* Compile b (64-bit mode, after soft_flags_prune); on success b->insns[0].fn enters the code.

@@ -29,6 +29,9 @@ struct jit_slow {
     int32_t src; /* JIT_SLOW_STORE16: offset in struct soft_cpu of the 16 bytes to store */
 };
 
+/* The mapping generations in the code buffer's data page (see soft_jit_mappings_changed). */
+enum { JIT_GEN_ALL, JIT_GEN_GLOBAL };
+
 #define JIT_MAX_SLOW (2 * SOFT_BLOCK_MAX)
 #define JIT_MAX_FIXUPS 8
 
@@ -50,7 +53,11 @@ struct jit_ctx {
     unsigned nslow;
     uint8_t *body;      /* where the block's body starts (see soft_block.jit_body) */
     uint8_t *link[2];   /* rel32 of the static exits' jumps */
+    /* For an exit to another page (system mode): the generation immediate of its guard and
+     * the rel32 of the guard's branch to the link path (see emit_gen_check); else NULL. */
+    uint8_t *link_gen[2], *link_stale[2];
     unsigned nlinks;
+    const uint64_t *gen; /* (writable view) the mapping generations the guards compare */
     /* Jumps to the shared tail: the generic chain and the return to the run loop. */
     uint8_t *to_chain[JIT_MAX_FIXUPS], *to_loop[JIT_MAX_FIXUPS];
     unsigned nto_chain, nto_loop;
