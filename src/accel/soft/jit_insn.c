@@ -351,6 +351,16 @@ static bool t_movx(struct jit_ctx *c, const struct soft_insn *i)
 
 static void emit_record_host_flags(struct jit_ctx *c);
 
+/* After a host instruction that left the guest's flags in the host's: record them when a later
+ * instruction reads them (live), and know from here on that the record holds all of them. */
+static void record_host_flags_if(struct jit_ctx *c, bool live)
+{
+    if (live) {
+        emit_record_host_flags(c);
+        c->fv = JIT_FLAGS_ALL;
+    }
+}
+
 /* IMUL reg, r/m (0F AF) and IMUL reg, r/m, imm (69/6B). Live flags are the host's (CF = OF
  * defined, the others undefined: whatever this host leaves, as for the instruction run
  * natively). */
@@ -374,10 +384,7 @@ static bool t_imul(struct jit_ctx *c, const struct soft_insn *i)
         jx_imm(&c->b, i->imm, size == 2 ? 2 : 4);
     }
     store_reg(c, i->reg, size);
-    if (i->flags_live) {
-        emit_record_host_flags(c);
-        c->fv = JIT_FLAGS_ALL;
-    }
+    record_host_flags_if(c, i->flags_live);
     return true;
 }
 
@@ -753,10 +760,7 @@ static bool t_mul(struct jit_ctx *c, const struct soft_insn *i)
         store_reg(c, SOFT_RAX, size);
         jx_store(&c->b, size == 4 ? 8 : size, jit_greg(SOFT_RDX, size), JX_RDX);
     }
-    if (i->flags_live) {
-        emit_record_host_flags(c);
-        c->fv = JIT_FLAGS_ALL;
-    }
+    record_host_flags_if(c, i->flags_live);
     return true;
 }
 
@@ -842,10 +846,7 @@ static bool t_bt(struct jit_ctx *c, const struct soft_insn *i)
         jx_op(&c->b, 0, 0xc7, 1, 0, hi, false);
         jx_imm(&c->b, 0, 4);
     }
-    if (live) {
-        emit_record_host_flags(c);
-        c->fv = JIT_FLAGS_ALL;
-    }
+    record_host_flags_if(c, live);
     return true;
 }
 
@@ -963,10 +964,7 @@ static bool t_bsf(struct jit_ctx *c, const struct soft_insn *i)
     jx_op(&c->b, size == 4 ? 0 : size, i->op == (SOFT_OP_0F | 0xbc) ? 0x0fbc : 0x0fbd, 2, JX_RAX,
           rm_operand(i, size), false);
     jx_store(&c->b, size == 4 ? 8 : size, jit_greg(i->reg, size), JX_RAX);
-    if (i->flags_live) {
-        emit_record_host_flags(c);
-        c->fv = JIT_FLAGS_ALL;
-    }
+    record_host_flags_if(c, i->flags_live);
     return true;
 }
 
@@ -1001,10 +999,7 @@ static bool t_shxd(struct jit_ctx *c, const struct soft_insn *i)
         jx_imm(&c->b, i->imm, 1);
     if (!i->mem)
         jx_store(&c->b, size == 4 ? 8 : size, jit_greg(i->rm, size), JX_RAX);
-    if (live) {
-        emit_record_host_flags(c);
-        c->fv = JIT_FLAGS_ALL;
-    }
+    record_host_flags_if(c, live);
     return true;
 }
 
@@ -1212,10 +1207,7 @@ static bool t_cmpxchg16b(struct jit_ctx *c, const struct soft_insn *i)
     jx_store(&c->b, 8, jit_greg(SOFT_RAX, 8), JX_RAX); /* a mismatch loads RDX:RAX */
     jx_store(&c->b, 8, jit_greg(SOFT_RDX, 8), JX_RDX);
     jx_patch(equal, c->b.p);
-    if (live) {
-        emit_record_host_flags(c);
-        c->fv = JIT_FLAGS_ALL;
-    }
+    record_host_flags_if(c, live);
     return true;
 }
 
