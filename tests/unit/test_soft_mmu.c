@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include <cmocka.h>
 
@@ -114,6 +115,29 @@ static void test_write_sets_dirty(void **state)
     /* Once D is set, a read walk reports it so the TLB may grant writes. */
     assert_int_equal(walk(0x405000, SOFT_ACC_READ, true, &w, &err), 0);
     assert_true(w.dirty);
+}
+
+/* Hardware writes an entry only to set a bit that is clear. The tables are made read-only once
+ * A and D are set: a walk that wrote them anyway would fault here. */
+static void test_set_bits_are_not_rewritten(void **state)
+{
+    (void)state;
+    struct soft_walk w;
+    uint32_t err;
+    assert_int_equal(walk(0x405010, SOFT_ACC_WRITE, true, &w, &err), 0);
+    uint64_t before[4] = {pt64(0x1000)[0], pt64(0x2000)[0], pt64(0x3000)[2], pt64(0x4000)[5]};
+    assert_int_equal(mprotect(ram + 0x1000, 0x4000, PROT_READ), 0);
+    int rr = walk(0x405020, SOFT_ACC_READ, true, &w, &err);
+    int rw = walk(0x405030, SOFT_ACC_WRITE, false, &w, &err);
+    int rx = walk(0x405040, SOFT_ACC_EXEC, false, &w, &err);
+    assert_int_equal(mprotect(ram + 0x1000, 0x4000, PROT_READ | PROT_WRITE), 0);
+    assert_int_equal(rr, 0);
+    assert_int_equal(rw, 0);
+    assert_int_equal(rx, 0);
+    assert_int_equal(pt64(0x1000)[0], before[0]);
+    assert_int_equal(pt64(0x2000)[0], before[1]);
+    assert_int_equal(pt64(0x3000)[2], before[2]);
+    assert_int_equal(pt64(0x4000)[5], before[3]);
 }
 
 static void test_not_present_error_codes(void **state)
@@ -276,6 +300,7 @@ int main(void)
         cmocka_unit_test_setup(test_paging_off_is_identity, setup),
         cmocka_unit_test_setup(test_read_sets_accessed_not_dirty, setup),
         cmocka_unit_test_setup(test_write_sets_dirty, setup),
+        cmocka_unit_test_setup(test_set_bits_are_not_rewritten, setup),
         cmocka_unit_test_setup(test_not_present_error_codes, setup),
         cmocka_unit_test_setup(test_fault_leaves_accessed_clear, setup),
         cmocka_unit_test_setup(test_user_supervisor, setup),

@@ -28,7 +28,9 @@ struct soft_block {
     const uint8_t *jit_body;
     uint8_t *jit_link[2];   /* writable address of each exit's rel32, or NULL */
     uint8_t *jit_gen[2];    /* an exit to another page (system mode): the writable address of
-                               its guard's generation (jit.c, emit_gen_check), or NULL */
+                               its guard's counter displacement (jit.c, emit_gen_check), or NULL */
+    uint64_t jit_want_gen[2]; /* the generation that guard lets through: data, not code, as it
+                                 changes at every relink */
 };
 
 /* The mode bits a block was decoded under: code size, CPL and, outside long mode, the code

@@ -441,39 +441,46 @@ void jit_emit_chain(struct jit_ctx *c)
     add_fixup(c, c->to_chain, &c->nto_chain, jx_jmp_fwd(&c->b));
 }
 
-/* Point the guard whose generation immediate is at imm (writable view; see emit_gen_check)
+/* Point exit k's guard (its CMP's displacement at disp_at, writable view; see emit_gen_check)
  * at generation counter gen and expect value v there. Both views map the buffer alike, so the
- * RIP-relative distance is the same in the executable one. */
-static void set_gen_guard(uint8_t *imm, const uint64_t *gen, uint64_t v)
+ * RIP-relative distance is the same in the executable one. The code is written only when the
+ * counter changes (rarely): a store into code the host has in its pipeline costs a machine
+ * clear, which at every relink after a CR3 write was a tenth of a fork-heavy guest's time. */
+static void set_gen_guard(struct soft_block *b, unsigned k, const uint64_t *gen, uint64_t v)
 {
-    uint8_t *next = imm + 8 + 7; /* the end of the CMP */
-    int32_t disp = (int32_t)((const uint8_t *)gen - next);
-    memcpy(imm, &v, 8);
-    memcpy(next - 4, &disp, 4);
+    uint8_t *disp_at = b->jit_gen[k];
+    int32_t disp = (int32_t)((const uint8_t *)gen - (disp_at + 4)), old;
+    memcpy(&old, disp_at, 4);
+    if (old != disp)
+        memcpy(disp_at, &disp, 4);
+    b->jit_want_gen[k] = v;
 }
 
 /* The guard of exit k to another page (system mode): the guest may map other code there by the
  * next time, but it must flush its TLB after remapping, and until then hardware may run the old
  * translation too. So the successor linked there (soft_jit_link_exit, which checks the mapping)
- * is entered while no flush happened since: the MOV's immediate is the generation it was linked
- * in (~0, never, until then), the CMP reads the counter that applies (global translations, as
- * the kernel's, survive CR3 writes). A stale generation goes to the link path, which links
- * again. The inline soft_block_mapped() this replaces cost a dozen instructions and, when the
- * successor's fetch entry had been evicted from the soft TLB, a call and a page walk on every
- * pass. */
+ * is entered while no flush happened since: the block's jit_want_gen[k] holds the generation it
+ * was linked in (~0, never, until then), the CMP reads the counter that applies (global
+ * translations, as the kernel's, survive CR3 writes). A stale generation goes to the link path,
+ * which links again. The inline soft_block_mapped() this replaces cost a dozen instructions and,
+ * when the successor's fetch entry had been evicted from the soft TLB, a call and a page walk
+ * on every pass. */
 static void emit_gen_check(struct jit_ctx *c, unsigned k)
 {
     struct jx_buf *b = &c->b;
-    jx_byte(b, 0x48); /* mov rcx, imm64 (always the 10-byte form: patched) */
-    jx_byte(b, 0xb9);
-    c->link_gen[k] = b->p;
-    jx_imm(b, 0, 8);
+    uint64_t *want = &c->blk->jit_want_gen[k];
+    *want = ~0ull;
+    jx_mov_ri(b, JX_RCX, (uint64_t)(uintptr_t)want);
+    jx_load_zx(b, 8, JX_RCX, jx_m(JX_RCX, 0));
     jx_byte(b, 0x48); /* cmp rcx, [rip + disp32] */
     jx_byte(b, 0x3b);
     jx_byte(b, 0x0d);
+    c->link_gen[k] = b->p;
     jx_imm(b, 0, 4);
-    if (!b->overflow)
-        set_gen_guard(c->link_gen[k], &c->gen[JIT_GEN_ALL], ~0ull);
+    if (!b->overflow) {
+        int32_t disp = (int32_t)((const uint8_t *)&c->gen[JIT_GEN_ALL] - b->p);
+        memcpy(c->link_gen[k], &disp, 4);
+    }
     c->link_stale[k] = jx_jcc_fwd(b, JX_CC_NE);
 }
 
@@ -657,11 +664,13 @@ const uint8_t *soft_jit_link_exit(struct soft_cpu *cpu, struct soft_block *b, un
     if (b->pc != ~0ull && b->jit_link[k]) {
         /* Both views of the buffer are one mapping apart, so the distance is the same. */
         uint8_t *at = b->jit_link[k];
-        int32_t rel = (int32_t)((n->jit_body - j->exec) - (at + 4 - j->mem));
-        memcpy(at, &rel, 4);
+        int32_t rel = (int32_t)((n->jit_body - j->exec) - (at + 4 - j->mem)), old;
+        memcpy(&old, at, 4);
+        if (old != rel) /* relinking the same successor for a new generation changes no code */
+            memcpy(at, &rel, 4);
         if (b->jit_gen[k]) {
             const uint64_t *gen = &j->gen[block_global(cpu, n) ? JIT_GEN_GLOBAL : JIT_GEN_ALL];
-            set_gen_guard(b->jit_gen[k], gen, *gen);
+            set_gen_guard(b, k, gen, *gen);
         } else {
             b->jit_link[k] = NULL; /* same page: for good */
         }

@@ -102,6 +102,7 @@ int soft_mmu_walk(const struct soft_cpu *cpu, const struct soft_phys *phys, uint
     }
 
     void *path[4];
+    uint64_t seen[4]; /* each level's entry as loaded */
     unsigned depth = 0;
     bool u_ok = true, w_ok = true, nx = false;
     uint64_t e = 0, page_size = 4096, frame = 0;
@@ -132,7 +133,8 @@ int soft_mmu_walk(const struct soft_cpu *cpu, const struct soft_phys *phys, uint
             u_ok = false;
         if (esz == 8 && nxe && (e & SOFT_PTE_NX))
             nx = true;
-        path[depth++] = p;
+        path[depth] = p;
+        seen[depth++] = e;
         if (large || last) {
             page_size = 1ull << shift;
             frame = e & addr_mask & ~(page_size - 1);
@@ -147,12 +149,15 @@ int soft_mmu_walk(const struct soft_cpu *cpu, const struct soft_phys *phys, uint
     if ((user && !u_ok) || (wr && !w_eff) || (fetch && nx))
         return walk_fault(error, code | SOFT_PF_P);
 
-    /* Only a walk that grants the access marks the entries, as on hardware. */
+    /* Only a walk that grants the access marks the entries, as on hardware; an entry that
+     * already has its bits is left alone (a locked write per level per walk was half the cost
+     * of a walk, and hardware does not write set bits either). */
     for (unsigned k = 0; k < depth; k++) {
         uint64_t bits = SOFT_PTE_A;
         if (k == depth - 1 && wr)
             bits |= SOFT_PTE_D;
-        entry_set(path[k], esz, bits);
+        if ((seen[k] & bits) != bits)
+            entry_set(path[k], esz, bits);
     }
 
     w->gpa = frame | (va & (page_size - 1));
