@@ -121,11 +121,14 @@ static void piece_complete(struct block_aio *aio, struct block_piece *p, int res
     } else if (!p->flush && (uint64_t)res < p->len) {
         /* Short transfer (EOF on a read, or a partial write): finish the rest synchronously. */
         uint64_t done = (uint64_t)res;
-        struct iovec rest[64];
-        int n = iov_slice(ring_iov, ring_cnt, done, p->len - done, rest, 64);
+        struct iovec stackv[64];
+        struct iovec *rest = ring_cnt <= 64 ? stackv : malloc((size_t)ring_cnt * sizeof(*rest));
+        int n = rest ? iov_slice(ring_iov, ring_cnt, done, p->len - done, rest, ring_cnt) : -1;
         int ret = n < 0 ? -EIO
                   : p->write ? block_fd_pwritev(p->fd, rest, n, p->offset + done)
                              : block_fd_preadv(p->fd, rest, n, p->offset + done);
+        if (rest != stackv)
+            free(rest);
         if (ret < 0) {
             req_fail(req, ret);
             ok = false;

@@ -17,6 +17,12 @@
 #define BLK_HDR_LEN 16
 #define BLK_DISCARD_MAX_SECTORS 0x3fffff
 #define BLK_RING_DEPTH 256
+/* Merged requests are one readv/writev: at most IOV_MAX buffers. The byte cap keeps a merge from
+ * holding the first request's completion hostage to many others; 2 MiB still joins the pieces of
+ * a 1 MiB transfer the guest had to split (its pages scattered over more than seg_max segments)
+ * whichever way they fall. */
+#define BLK_MERGE_MAX_IOV 1024
+#define BLK_MERGE_MAX_BYTES (2ULL << 20)
 
 struct virtio_blk {
     struct virtio_dev dev;
@@ -27,8 +33,10 @@ struct virtio_blk {
     char serial[VIRTIO_BLK_ID_BYTES];
     uint8_t config[VIRTIO_BLK_CONFIG_LEN];
     struct virtq_elem elem;
-    /* statistics */
-    uint64_t stat_reads, stat_writes, stat_flushes, stat_errors;
+    /* A read or write popped in this notify, held back until the next popped request shows
+     * whether it continues it (blk_submit). Never held past blk_queue_notify(). */
+    struct blk_req *held;
+    struct virtio_blk_stats stats;
 };
 
 /* One request handed to the block layer; lives until its completion. */
@@ -40,7 +48,12 @@ struct blk_req {
     uint16_t queue;
     uint8_t *status;   /* the status byte in guest RAM */
     uint32_t written;  /* bytes written into the driver's buffers, status included */
+    uint64_t len;      /* data bytes (reads and writes) */
     int iovcnt;
+    /* Requests merged behind this one: its host I/O serves them all, and they complete with it
+     * in order. joined is the merged iovec (NULL until the first merge); tail the last member. */
+    struct blk_req *next, *tail;
+    struct iovec *joined;
     struct iovec iov[VIRTQ_MAX_IOV];
 };
 
@@ -78,33 +91,101 @@ static bool iov_copy_out(const struct iovec *iov, unsigned cnt, uint64_t skip, v
     return true;
 }
 
+/* Return a request to the driver: status byte and used ring; true when it was pushed. The
+ * caller decides on the interrupt (virtio_dev_queue_done), once for a batch. Lock held. */
+static bool blk_complete(struct virtio_blk *b, unsigned q, uint16_t head, uint8_t *status,
+                         uint8_t value, uint32_t written)
+{
+    *status = value;
+    if (value != VIRTIO_BLK_S_OK)
+        b->stats.errors++;
+    return virtq_push(&b->dev.vqs[q], head, written) == 0;
+}
+
 /* Finish a request: status byte, used ring, interrupt. Lock held. */
 static void blk_finish(struct virtio_blk *b, unsigned q, uint16_t head, uint8_t *status,
                        uint8_t value, uint32_t written)
 {
-    *status = value;
-    if (value != VIRTIO_BLK_S_OK)
-        b->stat_errors++;
-    if (virtq_push(&b->dev.vqs[q], head, written) == 0)
+    if (blk_complete(b, q, head, status, value, written))
         virtio_dev_queue_done(&b->dev, q);
+}
+
+/* Finish a request and every request merged behind it with one status, then free them. A
+ * request from before a reset belongs to a driver that is gone: its ring is not ours. Lock held. */
+static void blk_finish_all(struct virtio_blk *b, struct blk_req *r, uint8_t value)
+{
+    struct virtio_dev *dev = &b->dev;
+    unsigned q = r->queue;
+    bool live = r->generation == dev->generation && dev->vqs[q].ready;
+    bool pushed = false;
+    free(r->joined);
+    while (r) {
+        struct blk_req *next = r->next;
+        dev->inflight--;
+        if (live)
+            pushed |= blk_complete(b, q, r->head, r->status, value, r->written);
+        free(r);
+        r = next;
+    }
+    if (pushed)
+        virtio_dev_queue_done(dev, q);
 }
 
 static void blk_done(struct block_req *br, int ret)
 {
     struct blk_req *r = (struct blk_req *)br;
     struct virtio_blk *b = r->b;
-    struct virtio_dev *dev = &b->dev;
-    pthread_mutex_lock(&dev->lock);
-    dev->inflight--;
-    /* A request from before a reset belongs to a driver that is gone: its ring is not ours. */
-    if (r->generation == dev->generation && dev->vqs[r->queue].ready) {
-        if (ret < 0)
-            log_debug("%s: request failed: %s", dev->name, strerror(-ret));
-        blk_finish(b, r->queue, r->head, r->status, ret < 0 ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK,
-                   r->written);
+    pthread_mutex_lock(&b->dev.lock);
+    if (ret < 0)
+        log_debug("%s: request failed: %s", b->dev.name, strerror(-ret));
+    blk_finish_all(b, r, ret < 0 ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK);
+    pthread_mutex_unlock(&b->dev.lock);
+}
+
+/* Hand a request (with any merged behind it) to the block layer; a refusal fails them all. */
+static void blk_send(struct virtio_blk *b, struct blk_req *r)
+{
+    if (r->br.op == BLOCK_OP_READ || r->br.op == BLOCK_OP_WRITE)
+        b->stats.host_ios++;
+    if (block_submit(b->bd, &r->br) < 0)
+        blk_finish_all(b, r, VIRTIO_BLK_S_IOERR);
+}
+
+/* Submit the held read or write, if any. */
+static void blk_release_held(struct virtio_blk *b)
+{
+    struct blk_req *h = b->held;
+    b->held = NULL;
+    if (h)
+        blk_send(b, h);
+}
+
+/* Whether r starts where the held request ends, in the same direction, and both fit in one
+ * host readv/writev. */
+static bool blk_continues(const struct blk_req *h, const struct blk_req *r)
+{
+    return h->br.op == r->br.op && h->queue == r->queue &&
+           h->br.offset + h->len == r->br.offset && h->len + r->len <= BLK_MERGE_MAX_BYTES &&
+           h->br.iovcnt + r->iovcnt <= BLK_MERGE_MAX_IOV;
+}
+
+/* Append r's buffers to h's host I/O. False (nothing changed) when memory is short. */
+static bool blk_merge(struct blk_req *h, struct blk_req *r)
+{
+    if (!h->joined) {
+        h->joined = malloc(BLK_MERGE_MAX_IOV * sizeof(struct iovec));
+        if (!h->joined)
+            return false;
+        memcpy(h->joined, h->iov, (size_t)h->iovcnt * sizeof(struct iovec));
+        h->br.iov = h->joined;
+        h->tail = h;
     }
-    pthread_mutex_unlock(&dev->lock);
-    free(r);
+    memcpy(h->joined + h->br.iovcnt, r->iov, (size_t)r->iovcnt * sizeof(struct iovec));
+    h->br.iovcnt += r->iovcnt;
+    h->len += r->len;
+    h->tail->next = r;
+    h->tail = r;
+    return true;
 }
 
 /* Hand one request to the block layer. Returns the immediate status when it cannot be queued
@@ -112,7 +193,7 @@ static void blk_done(struct block_req *br, int ret)
 static int blk_submit(struct virtio_blk *b, unsigned q, const struct virtq_elem *e,
                       uint32_t type, uint64_t sector, uint8_t *status)
 {
-    struct blk_req *r = calloc(1, sizeof(*r));
+    struct blk_req *r = malloc(sizeof(*r));
     if (!r)
         return VIRTIO_BLK_S_IOERR;
     *r = (struct blk_req){.b = b, .generation = b->dev.generation, .head = e->head,
@@ -138,7 +219,7 @@ static int blk_submit(struct virtio_blk *b, unsigned q, const struct virtq_elem 
         br->op = BLOCK_OP_READ;
         r->iovcnt = n;
         r->written = (uint32_t)(len + 1);
-        b->stat_reads++;
+        b->stats.reads++;
         break;
     }
     case VIRTIO_BLK_T_OUT: {
@@ -150,13 +231,13 @@ static int blk_submit(struct virtio_blk *b, unsigned q, const struct virtq_elem 
         }
         br->op = BLOCK_OP_WRITE;
         r->iovcnt = n;
-        b->stat_writes++;
+        b->stats.writes++;
         break;
     }
     case VIRTIO_BLK_T_FLUSH:
         br->op = BLOCK_OP_FLUSH;
         br->offset = 0;
-        b->stat_flushes++;
+        b->stats.flushes++;
         break;
     case VIRTIO_BLK_T_DISCARD:
     case VIRTIO_BLK_T_WRITE_ZEROES: {
@@ -187,22 +268,31 @@ static int blk_submit(struct virtio_blk *b, unsigned q, const struct virtq_elem 
         free(r);
         return VIRTIO_BLK_S_UNSUPP;
     }
-    if (br->op == BLOCK_OP_READ || br->op == BLOCK_OP_WRITE) {
+    bool data = br->op == BLOCK_OP_READ || br->op == BLOCK_OP_WRITE;
+    if (data) {
         br->iov = r->iov;
         br->iovcnt = r->iovcnt;
-        uint64_t len = iov_len(r->iov, r->iovcnt);
-        if (len > size - br->offset) {
+        r->len = iov_len(r->iov, r->iovcnt);
+        if (r->len > size - br->offset) {
             free(r);
             return VIRTIO_BLK_S_IOERR;
         }
     }
     b->dev.inflight++;
-    int rc = block_submit(b->bd, br);
-    if (rc < 0) {
-        b->dev.inflight--;
-        free(r);
-        return VIRTIO_BLK_S_IOERR;
+    if (!data) {
+        blk_release_held(b); /* flushes and discards go after the reads and writes before them */
+        blk_send(b, r);
+        return -1;
     }
+    /* Held back: the next request popped may continue it (blk_queue_notify submits the last
+     * one). A guest splits transfers over more pages than its segment limit, and one host
+     * I/O for the whole saves the host's block layer a request and this thread a submission. */
+    if (b->held && blk_continues(b->held, r) && blk_merge(b->held, r)) {
+        b->stats.merged++;
+        return -1;
+    }
+    blk_release_held(b);
+    b->held = r;
     return -1;
 }
 
@@ -256,6 +346,7 @@ static void blk_queue_notify(struct virtio_dev *dev, unsigned q)
         }
         virtq_set_notify(vq, true);
     } while (budget && rc >= 0 && !vq->broken && virtq_has_work(vq));
+    blk_release_held(b);
     block_aio_unplug(b->aio);
     if (vq->broken)
         virtio_dev_set_needs_reset(dev);
@@ -275,6 +366,14 @@ void virtio_blk_drain(struct virtio_dev *dev)
 {
     struct virtio_blk *b = (struct virtio_blk *)dev;
     block_drain(b->bd);
+}
+
+void virtio_blk_get_stats(struct virtio_dev *dev, struct virtio_blk_stats *out)
+{
+    struct virtio_blk *b = (struct virtio_blk *)dev;
+    pthread_mutex_lock(&dev->lock);
+    *out = b->stats;
+    pthread_mutex_unlock(&dev->lock);
 }
 
 static void blk_destroy(struct virtio_dev *dev)

@@ -5,6 +5,7 @@
 #define VIREO_VIRTIO_BLK_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "virtio/virtio.h"
 
@@ -48,6 +49,15 @@ struct virtio_blk_options {
 struct virtio_dev *virtio_blk_create(const struct guest_mem *mem, struct event_loop *loop,
                                      const struct virtio_blk_options *opts, char *why,
                                      unsigned why_len);
+
+/* What the device has done since it was created. */
+struct virtio_blk_stats {
+    uint64_t reads, writes, flushes; /* requests from the driver */
+    uint64_t errors;                 /* requests answered with a status other than OK */
+    uint64_t host_ios;               /* reads and writes submitted to the block layer */
+    uint64_t merged;                 /* requests that joined the host I/O of the one before */
+};
+void virtio_blk_get_stats(struct virtio_dev *dev, struct virtio_blk_stats *out);
 
 /* Wait until every request in flight has completed (their completions run on this thread). For
  * tests and the fuzzer, which run without an I/O thread; never call it on a live machine. */

@@ -13,6 +13,7 @@
 
 #include "util/log.h"
 #include "virtio/net.h"
+#include "virtio_rig.h"
 
 static void test_default_mac(void **state)
 {
@@ -68,15 +69,8 @@ static void test_frame_larger_than_ring_is_dropped(void **state)
     struct virtio_dev *dev = virtio_net_create_on_fd(&mem, NULL, sv[0], "test", mac, why,
                                                      sizeof(why));
     assert_non_null(dev);
-    virtio_dev_reset(dev);
-    dev->features = (1ULL << VIRTIO_F_VERSION_1) | (1ULL << VIRTIO_NET_F_MRG_RXBUF);
-    dev->status = VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK |
-                  VIRTIO_STATUS_DRIVER_OK;
-    struct virtq *vq = &dev->vqs[0];
-    vq->size = QSZ;
-    vq->desc_gpa = DESC;
-    vq->avail_gpa = AVAIL;
-    vq->used_gpa = USED;
+    struct virtq *vq = rig_driver_ok(dev, 1ULL << VIRTIO_NET_F_MRG_RXBUF, 0, QSZ, DESC, AVAIL,
+                                     USED);
     for (uint16_t i = 0; i < QSZ; i++) {
         struct virtq_desc d = {BUF + 0x100u * i, 16, VIRTQ_DESC_F_WRITE, 0};
         memcpy(gpa_ptr(&mem, DESC + 16u * i, 16), &d, 16);
