@@ -42,6 +42,37 @@ def test_convert_raw_to_qcow2(img, tmp_path, opts, compress):
         assert chk.get("compressed-clusters", 0) > 0
 
 
+def test_convert_with_backing_writes_only_the_differences(img, tmp_path):
+    """-B: the overlay holds what differs from its new backing file, and reads as the source.
+    The source changes some of the base's clusters (a run of several, one alone, some zeroed),
+    and is longer than the base (the tail is in the overlay only where it is not zero)."""
+    random_raw(tmp_path / "base.raw", 4 * MiB, seed=3)
+    qemu_img("convert", "-O", "qcow2", tmp_path / "base.raw", tmp_path / "base.qcow2")
+    data = bytearray((tmp_path / "base.raw").read_bytes())
+    data[MiB:MiB + 5 * 65536] = bytes(range(256)) * (5 * 65536 // 256)  # a run of 5 clusters
+    data[3 * MiB + 65536:3 * MiB + 65536 + 100] = b"x" * 100            # one cluster
+    data[2 * MiB:2 * MiB + 2 * 65536] = bytes(2 * 65536)                 # zeroed in the source
+    tail = bytearray(2 * MiB)
+    tail[MiB:MiB + 65536] = b"t" * 65536                                 # past the base's end
+    (tmp_path / "src.raw").write_bytes(bytes(data) + bytes(tail))
+    img.run("convert", "-O", "qcow2", "-B", "base.qcow2", "-F", "qcow2", "src.raw", "ov.qcow2")
+    qemu_img("check", tmp_path / "ov.qcow2")
+    r = qemu_img("compare", "-f", "raw", "-F", "qcow2", tmp_path / "src.raw",
+                 tmp_path / "ov.qcow2")
+    assert "identical" in r.stdout
+    info = json.loads(qemu_img("info", "--output", "json", tmp_path / "ov.qcow2").stdout)
+    assert info["backing-filename"] == "base.qcow2"
+    m = json.loads(qemu_img("map", "--output", "json", tmp_path / "ov.qcow2").stdout)
+    in_overlay = sorted((e["start"], e["length"]) for e in m
+                        if e["depth"] == 0 and e["data"])
+    assert in_overlay[0] == (MiB, 5 * 65536)
+    assert (3 * MiB + 65536, 65536) in in_overlay
+    assert (4 * MiB + MiB, 65536) in in_overlay
+    # The two zeroed clusters must be in the overlay as well (or the base's data would show,
+    # which compare rules out); nothing else is.
+    assert sum(n for _, n in in_overlay) == 9 * 65536, m
+
+
 def _qemu_made(tmp_path, kind):
     src = tmp_path / "src.raw"
     random_raw(src, 5 * MiB, seed=2, zero_ranges=[(3 * MiB, MiB)])
