@@ -247,4 +247,5 @@ def test_tlb(run_guest):
     run = run_guest("tlb").wait()
     run.expect(PASS, "tlb: step 1 cr3_nonglobal: ok", "tlb: step 2 invlpg_global: ok",
                "tlb: step 3 pge_toggle: ok", "tlb: step 4 invlpg_large: ok",
-               "tlb: step 5 invlpg_other: ok", "PASS: tlb")
+               "tlb: step 5 invlpg_other: ok", "tlb: step 6 invlpg_large_after_cr3: ok",
+               "PASS: tlb")

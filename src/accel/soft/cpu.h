@@ -219,7 +219,10 @@ struct soft_cpu {
     uint8_t tlb_attr[2][SOFT_TLB_SIZE];
     uint8_t fill_attr;      /* set by the owner's tlb_fill: the attributes of its answer */
     bool tlb_any_global;    /* some entry may have SOFT_TLB_GLOBAL (since the last full flush) */
-    bool tlb_any_large;     /* likewise SOFT_TLB_LARGE */
+    /* The 1 GiB regions (guest linear address bits 30-35, so regions 64 GiB apart share a
+     * bit) where some entry may have SOFT_TLB_LARGE: INVLPG elsewhere need not look for the
+     * entries of a large page (soft_tlb_flush_page). */
+    uint64_t tlb_large_regions;
     const struct soft_cpu_ops *ops;
     void *opaque;
     struct soft_cache *cache;
