@@ -53,16 +53,20 @@ uint64_t vhost_net_features(const struct vhost_net *v)
 
 static int set_mem_table(struct vhost_net *v, const struct guest_mem *mem)
 {
-    struct {
-        struct vhost_memory hdr;
-        struct vhost_memory_region r[GUEST_MEM_MAX_REGIONS];
-    } table = {.hdr.nregions = mem->nregions};
+    /* struct vhost_memory ends in a flexible array: room for it and the regions after it. */
+    union {
+        struct vhost_memory m;
+        uint8_t room[sizeof(struct vhost_memory) +
+                     GUEST_MEM_MAX_REGIONS * sizeof(struct vhost_memory_region)];
+    } table;
+    memset(&table, 0, sizeof(table));
+    table.m.nregions = mem->nregions;
     for (unsigned i = 0; i < mem->nregions; i++) {
-        table.r[i].guest_phys_addr = mem->regions[i].gpa;
-        table.r[i].memory_size = mem->regions[i].size;
-        table.r[i].userspace_addr = (uint64_t)(uintptr_t)mem->regions[i].host;
+        table.m.regions[i].guest_phys_addr = mem->regions[i].gpa;
+        table.m.regions[i].memory_size = mem->regions[i].size;
+        table.m.regions[i].userspace_addr = (uint64_t)(uintptr_t)mem->regions[i].host;
     }
-    return ioctl(v->fd, VHOST_SET_MEM_TABLE, &table) < 0 ? -errno : 0;
+    return ioctl(v->fd, VHOST_SET_MEM_TABLE, &table.m) < 0 ? -errno : 0;
 }
 
 /* Ring geometry, eventfds. Returns the failing step's name, or NULL. */
