@@ -127,6 +127,7 @@ enum soft_access { SOFT_ACC_READ = 1, SOFT_ACC_WRITE = 2, SOFT_ACC_EXEC = 4 };
 enum soft_tlb_attr {
     SOFT_TLB_GLOBAL = 1, /* G with CR4.PGE: survives CR3 writes */
     SOFT_TLB_LARGE = 2,  /* part of a page larger than 4 KiB, which INVLPG drops whole */
+    SOFT_TLB_FILLED = 4, /* filled since its last drop: the flushes drop only such entries */
 };
 
 struct soft_cpu;
@@ -213,9 +214,9 @@ struct soft_cpu {
      * Entries grant what the page tables allow at that privilege, so switching between user
      * and kernel mode (every system call and interrupt) keeps both working sets. */
     struct soft_tlb_entry tlbs[2][SOFT_TLB_SIZE];
-    /* What each entry's translation was (SOFT_TLB_GLOBAL, SOFT_TLB_LARGE), parallel to tlbs
-     * and kept apart from them so the inline probes' entries stay 32 bytes: CR3 writes keep
-     * global entries and INVLPG drops every entry of a large page. */
+    /* What each entry's translation was (SOFT_TLB_GLOBAL, SOFT_TLB_LARGE, SOFT_TLB_FILLED),
+     * parallel to tlbs and kept apart from them so the inline probes' entries stay 32 bytes:
+     * CR3 writes keep global entries and INVLPG drops every entry of a large page. */
     uint8_t tlb_attr[2][SOFT_TLB_SIZE];
     uint8_t fill_attr;      /* set by the owner's tlb_fill: the attributes of its answer */
     bool tlb_any_global;    /* some entry may have SOFT_TLB_GLOBAL (since the last full flush) */
