@@ -196,11 +196,20 @@ static int blk_submit(struct virtio_blk *b, unsigned q, const struct virtq_elem 
     struct blk_req *r = malloc(sizeof(*r));
     if (!r)
         return VIRTIO_BLK_S_IOERR;
-    *r = (struct blk_req){.b = b, .generation = b->dev.generation, .head = e->head,
-                          .queue = (uint16_t)q, .status = status, .written = 1};
+    /* Field by field: a compound literal would zero the 4 KiB iovec array on every request,
+     * though only the iovcnt entries iov_slice() fills are ever read. */
+    r->br = (struct block_req){.done = blk_done, .opaque = r};
+    r->b = b;
+    r->generation = b->dev.generation;
+    r->head = e->head;
+    r->queue = (uint16_t)q;
+    r->status = status;
+    r->written = 1;
+    r->len = 0;
+    r->iovcnt = 0;
+    r->next = r->tail = NULL;
+    r->joined = NULL;
     struct block_req *br = &r->br;
-    br->done = blk_done;
-    br->opaque = r;
     uint64_t size = b->bd->size;
     if (sector > size / BLK_SECTOR) {
         free(r);
