@@ -141,12 +141,29 @@ static void piece_complete(struct block_aio *aio, struct block_piece *p, int res
     req_put(req);
 }
 
+static int aio_reap(struct block_aio *aio);
+
+/* Hand the kernel everything in the submission ring. io_uring_submit() may take only part of
+ * it, or none with -EAGAIN or -EBUSY (no memory for a request; completions backed up): what it
+ * did not take stays in the ring, and a wait for its completion would never end. So submit until
+ * the ring is empty, reaping completions between failed tries (what -EBUSY waits for) and
+ * pausing a moment when there were none. */
+static void aio_submit_all(struct block_aio *aio)
+{
+    aio->unsubmitted = 0;
+    while (io_uring_sq_ready(&aio->ring)) {
+        int n = io_uring_submit(&aio->ring);
+        if (n > 0 || n == -EINTR)
+            continue;
+        if (aio_reap(aio) == 0)
+            usleep(1000);
+    }
+}
+
 static void aio_submit_pending(struct block_aio *aio)
 {
-    if (aio->unsubmitted) {
-        io_uring_submit(&aio->ring);
-        aio->unsubmitted = 0;
-    }
+    if (aio->unsubmitted)
+        aio_submit_all(aio);
 }
 
 void block_aio_plug(struct block_aio *aio)
@@ -217,8 +234,7 @@ static struct io_uring_sqe *aio_get_sqe(struct block_aio *aio)
     struct io_uring_sqe *sqe = io_uring_get_sqe(&aio->ring);
     while (!sqe) {
         /* Ring full: push what is queued, and if that is not enough, reap completions. */
-        io_uring_submit(&aio->ring);
-        aio->unsubmitted = 0;
+        aio_submit_all(aio);
         sqe = io_uring_get_sqe(&aio->ring);
         if (!sqe) {
             struct io_uring_cqe *cqe;
